@@ -1,0 +1,3 @@
+"""styleid: find a person's stylized renderings (cartoons, caricatures, renders) from a natural photo."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Data: sources, layouts, the manifest, synthetic people, stylize renderers and splits."""

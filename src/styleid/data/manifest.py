@@ -1,0 +1,39 @@
+"""The manifest: one row per usable image (path, person, domain, subset, sha1, size)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+from styleid.fileio import atomic_path
+
+DOMAINS = ("photo", "render", "unknown")
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str  # relative to the dataset root, POSIX separators
+    person: str  # identity label ("" when unknown, e.g. an unlabelled competition test file)
+    domain: str  # photo | render | unknown
+    subset: str  # "" | train | query | gallery (competition layout only)
+    sha1: str
+    width: int
+    height: int
+
+
+COLUMNS = [f.name for f in fields(Item)]
+
+
+def write_manifest(path: str | Path, items: list[Item]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(COLUMNS)
+            writer.writerows(astuple(item) for item in items)
+
+
+def read_manifest(path: str | Path) -> list[Item]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        return [Item(**{**row, "width": int(row["width"]), "height": int(row["height"])}) for row in reader]

@@ -1,0 +1,93 @@
+"""Safe image listing and loading: odd files load correctly or are skipped with a reason."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+MAX_PIXELS = 64_000_000  # decompression-bomb limit: larger images are refused, not decoded
+MIN_SIDE = 8  # smaller images carry no identity; skipped
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class BadImage(Exception):
+    """An image file that cannot be used; the message says why."""
+
+
+def is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in `folder`, sorted; hidden files and non-images are ignored."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_name(p))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))  # alpha composited on white
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        return Image.fromarray((arr / top * 255).round().astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Decode an image to RGB with EXIF rotation applied; raise BadImage with a reason otherwise."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise BadImage("empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise BadImage(f"{img.width}x{img.height} exceeds the {MAX_PIXELS:,}-pixel limit")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
+    except BadImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImage(f"too large ({exc})") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BadImage(f"not a readable image ({exc.__class__.__name__}: {exc})") from None
+    if min(rgb.size) < MIN_SIDE:
+        raise BadImage(f"{rgb.width}x{rgb.height} is smaller than {MIN_SIDE}px")
+    return rgb
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """Fully decode an image and return (width, height); raise BadImage otherwise."""
+    img = load_rgb(path)
+    return img.size
+
+
+def file_sha1(path: str | Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stat_key(path: Path) -> str:
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"

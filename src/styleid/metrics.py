@@ -1,0 +1,85 @@
+"""Retrieval metrics on rankings: pure functions, no I/O.
+
+A ranking is a list of gallery indices, best first. A query whose person has no image in the
+gallery counts as a miss for every recall and has AP 0 (it cannot be answered right), and
+is counted in `n_queries_without_match`. Ties in scores are broken by gallery order (stable sort).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+SCORE_WEIGHTS = {1: 600.0, 5: 300.0, 10: 100.0}  # the competition's score = 600 R@1 + 300 R@5 + 100 R@10
+
+
+def rank_by_scores(scores: np.ndarray) -> np.ndarray:
+    """Gallery indices sorted by descending score, ties kept in gallery order."""
+    return np.argsort(-np.asarray(scores), axis=1, kind="stable")
+
+
+def relevance(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str]) -> np.ndarray:
+    """Boolean matrix: relevance[q, r] is True when the r-th result of query q shows the same person."""
+    gallery = np.asarray(gallery_people, dtype=object)
+    query = np.asarray(query_people, dtype=object)[:, None]
+    return gallery[np.asarray(rankings)] == query
+
+
+def recall_at_k(rel: np.ndarray, k: int) -> float:
+    """Share of queries with at least one right person among their first k results."""
+    if rel.shape[0] == 0:
+        return 0.0
+    return float(rel[:, :k].any(axis=1).mean())
+
+
+def average_precision(rel_row: np.ndarray, n_relevant: int) -> float:
+    if n_relevant == 0:
+        return 0.0
+    hits = np.cumsum(rel_row)
+    precision = hits / np.arange(1, len(rel_row) + 1)
+    return float((precision * rel_row).sum() / n_relevant)
+
+
+def mean_average_precision(rel: np.ndarray, n_relevant: Sequence[int]) -> float:
+    """mAP over the ranked lists; each AP divides by the person's images in the whole gallery."""
+    if rel.shape[0] == 0:
+        return 0.0
+    return float(np.mean([average_precision(row, n) for row, n in zip(rel, n_relevant)]))
+
+
+def score(recalls: dict[int, float]) -> float:
+    return float(sum(w * recalls[k] for k, w in SCORE_WEIGHTS.items()))
+
+
+def evaluate(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """recall@k, mAP and score for full or truncated rankings."""
+    rankings = np.asarray(rankings)
+    rel = relevance(rankings, query_people, gallery_people) if rankings.size else np.zeros((len(query_people), 0), bool)
+    counts: dict[str, int] = {}
+    for person in gallery_people:
+        counts[person] = counts.get(person, 0) + 1
+    n_relevant = [counts.get(p, 0) for p in query_people]
+    recalls = {k: recall_at_k(rel, k) for k in sorted(set(ks) | set(SCORE_WEIGHTS))}
+    out = {f"recall@{k}": round(v, 6) for k, v in recalls.items()}
+    out["mAP"] = round(mean_average_precision(rel, n_relevant), 6)
+    out["score"] = round(score(recalls), 3)
+    out["n_queries"] = len(query_people)
+    out["n_gallery"] = len(gallery_people)
+    out["n_queries_without_match"] = int(sum(n == 0 for n in n_relevant))
+    return out
+
+
+def recall_curve(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], max_k: int) -> list[float]:
+    rel = relevance(rankings, query_people, gallery_people)
+    return [recall_at_k(rel, k) for k in range(1, max_k + 1)]
+
+
+def per_person_recall(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], k: int = 1) -> list[tuple[str, int, float]]:
+    """(person, n_queries, recall@k), worst first."""
+    rel = relevance(rankings, query_people, gallery_people)[:, :k].any(axis=1)
+    rows: dict[str, list[bool]] = {}
+    for person, hit in zip(query_people, rel):
+        rows.setdefault(person, []).append(bool(hit))
+    table = [(p, len(h), float(np.mean(h))) for p, h in rows.items()]
+    return sorted(table, key=lambda r: (r[2], r[0]))

@@ -1,0 +1,1 @@
+"""Models: backbones (timm + offline weight sources) and the embedding model."""

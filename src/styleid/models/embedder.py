@@ -1,0 +1,82 @@
+"""The embedding model: backbone -> optional projection (BNNeck-style) -> embedding.
+
+model.json holds everything needed to rebuild it; weights live in model.safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from styleid.errors import StyleidError
+from styleid.fileio import atomic_path, write_json
+from styleid.models.backbones import DataConfig, create_backbone, feature_dim
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    backbone: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str
+    crop_pct: float
+    feature_dim: int  # the backbone's pooled output size
+    embed_dim: int  # 0 = the features themselves
+    normalize_input: bool  # False: pixels in [0, 1] (the reference's "no ImageNet normalisation" ablation)
+
+    @property
+    def out_dim(self) -> int:
+        return self.embed_dim or self.feature_dim
+
+
+class Embedder(nn.Module):
+    def __init__(self, backbone: nn.Module, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        self.backbone = backbone
+        if spec.embed_dim:
+            self.head: nn.Module = nn.Sequential(nn.Linear(spec.feature_dim, spec.embed_dim, bias=False), nn.BatchNorm1d(spec.embed_dim))
+        else:
+            self.head = nn.Identity()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+
+def build(backbone: str, pretrained: str, input_size: int, embed_dim: int, crop_pct: float, normalize_input: bool) -> Embedder:
+    model, cfg = create_backbone(backbone, pretrained)
+    spec = ModelSpec(backbone, input_size or cfg.input_size, cfg.mean, cfg.std, cfg.interpolation, crop_pct,
+                     feature_dim(model), embed_dim, normalize_input)
+    return Embedder(model, spec)
+
+
+def save(model: Embedder, folder: Path, extra: dict | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    write_json(folder / "model.json", {**asdict(model.spec), **(extra or {})})
+
+
+def load(folder: Path) -> Embedder:
+    """Rebuild the trained embedder from model.json + model.safetensors (no unpickling)."""
+    spec_path, weights_path = folder / "model.json", folder / "model.safetensors"
+    if not spec_path.is_file() or not weights_path.is_file():
+        raise StyleidError(f"{folder}: no trained model; run `dvc repro train` first")
+    raw = json.loads(spec_path.read_text())
+    fields = ModelSpec.__dataclass_fields__
+    spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in fields})
+    backbone, _ = create_backbone(spec.backbone, "none")
+    model = Embedder(backbone, spec)
+    model.load_state_dict(load_file(str(weights_path)), strict=True)
+    return model.eval()
+
+
+def data_config(spec: ModelSpec) -> DataConfig:
+    return DataConfig(spec.input_size, spec.mean, spec.std, spec.interpolation)

@@ -1,0 +1,239 @@
+"""params.yaml loaded once into typed, validated, frozen dataclasses.
+
+A misspelt key, a wrong type or an out-of-range value is a one-line ParamsError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from styleid.errors import ParamsError
+
+STYLES = ("cartoon", "sketch", "posterize", "painterly", "colour_shift")
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ParamsError(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    people: int = 48  # generated people
+    photos: int = 6  # natural-looking photos per person
+    renders: int = 6  # stylized renders per person
+    image_size: int = 128  # side of the square images, px
+
+    def __post_init__(self) -> None:
+        _check(self.people >= 6, "data.synthetic.people", "must be >= 6 (train, val and test need people)")
+        _check(self.photos >= 2, "data.synthetic.photos", "must be >= 2")
+        _check(self.renders >= 1, "data.synthetic.renders", "must be >= 1")
+        _check(32 <= self.image_size <= 1024, "data.synthetic.image_size", "must be in [32, 1024]")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = "synthetic"  # synthetic | folder | .zip/.tar(.gz) | https URL | gdrive:ID or Drive link
+    layout: Literal["auto", "people", "domains", "competition"] = "auto"  # how the source is organised
+    protocol: Literal["open", "closed"] = "open"  # open: test people unseen in training; closed: the reference's
+    sha256: str = ""  # expected SHA-256 of a downloaded or local archive ("" = do not check)
+    max_bad_fraction: float = 0.05  # fail when more than this share of image files cannot be read
+    max_archive_bytes: int = 20_000_000_000  # refuse archives that unpack to more than this
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.source.strip()), "data.source", "must not be empty")
+        _check(0.0 <= self.max_bad_fraction <= 1.0, "data.max_bad_fraction", "must be in [0, 1]")
+        _check(self.sha256 == "" or len(self.sha256) == 64, "data.sha256", "must be 64 hex digits or empty")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    train_people: float = 0.6  # open: share of people used for training
+    val_people: float = 0.2  # open: share of people used for validation (the rest are test people)
+    closed_train: float = 0.5  # closed: share of each person's images for training
+    closed_val: float = 0.2  # closed: share for validation (the rest are test images)
+    query_fraction: float = 0.2  # share of a test person's photos used as queries (the rest: gallery)
+    holdout_fraction: float = 0.1  # open: share of each training person's images kept for val_loss
+    test_styles: list[str] = field(default_factory=lambda: ["cartoon", "sketch", "posterize"])  # render test galleries
+    train_styles: list[str] = field(default_factory=lambda: ["painterly", "colour_shift"])  # allowed in training
+
+    def __post_init__(self) -> None:
+        for key in ("train_people", "val_people", "closed_train", "closed_val", "query_fraction"):
+            _check(0.0 < getattr(self, key) < 1.0, f"split.{key}", "must be in (0, 1)")
+        _check(0.0 <= self.holdout_fraction < 1.0, "split.holdout_fraction", "must be in [0, 1)")
+        _check(self.train_people + self.val_people < 1.0, "split.val_people", "train_people + val_people must be < 1")
+        _check(self.closed_train + self.closed_val < 1.0, "split.closed_val", "closed_train + closed_val must be < 1")
+        for key in ("test_styles", "train_styles"):
+            for style in getattr(self, key):
+                _check(style in STYLES, f"split.{key}", f"unknown style {style!r}; choose from {', '.join(STYLES)}")
+        _check(bool(self.test_styles), "split.test_styles", "needs at least one style")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    input_size: int = 0  # square input side in px; 0 = the backbone's own default
+    embed_dim: int = 0  # 0 = penultimate features (the reference); >0 = a learned projection of this size
+    crop_pct: float = 1.0  # centre crop share at test time (1.0 = the whole image)
+
+    def __post_init__(self) -> None:
+        _check(self.input_size == 0 or 32 <= self.input_size <= 1024, "model.input_size", "must be 0 or in [32, 1024]")
+        _check(self.embed_dim >= 0, "model.embed_dim", "must be >= 0")
+        _check(0.3 <= self.crop_pct <= 1.0, "model.crop_pct", "must be in [0.3, 1]")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    loss: Literal["cross_entropy", "arcface"] = "cross_entropy"  # training objective
+    freeze: Literal["all", "none", "last_n"] = "all"  # which backbone layers stay frozen
+    unfreeze_last_n: int = 2  # with freeze=last_n: how many of the backbone's last stages train
+    optimizer: Literal["adam", "adamw"] = "adam"  # the reference used Adam
+    weight_decay: float = 0.0  # decoupled for adamw, L2 for adam
+    select_by: Literal["val_score", "val_loss"] = "val_loss"  # which checkpoint to keep
+    patience: int = 0  # stop after this many epochs without improvement (0 = never stop early)
+    imagenet_norm: bool = True  # normalise inputs with the backbone's mean/std (off = [0, 1] pixels)
+    augment: bool = False  # random resized crop + flip + colour jitter during training
+    num_workers: int = 0  # DataLoader workers for image decoding
+
+    def __post_init__(self) -> None:
+        _check(self.unfreeze_last_n >= 1, "train.unfreeze_last_n", "must be >= 1")
+        _check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+        _check(self.patience >= 0, "train.patience", "must be >= 0")
+        _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    batch_size: int = 64  # images per forward pass
+    num_workers: int = 0  # DataLoader workers for image decoding
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "embed.batch_size", "must be >= 1")
+        _check(self.num_workers >= 0, "embed.num_workers", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    factory: str = "Flat"  # a faiss.index_factory string: Flat, HNSW32, IVF64,Flat, IVF256,PQ16, ...
+    nprobe: int = 8  # IVF: lists visited per query
+    ef_search: int = 64  # HNSW: search breadth
+
+    def __post_init__(self) -> None:
+        _check(bool(self.factory.strip()), "index.factory", "must not be empty")
+        _check(self.nprobe >= 1 and self.ef_search >= 1, "index.nprobe", "nprobe and ef_search must be >= 1")
+
+
+@dataclass(frozen=True)
+class RetrieveParams:
+    top_k: int = 10  # gallery images returned per query
+
+    def __post_init__(self) -> None:
+        _check(self.top_k >= 1, "retrieve.top_k", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Params:
+    backbone: str = "tf_efficientnet_lite0"  # any timm model name
+    pretrained: str = "offline"  # offline | hub | none | path to a weights file
+    lr: float = 1e-3  # learning rate
+    epochs: int = 5  # training epochs
+    batch_size: int = 32  # training batch size
+    seed: int = 42  # seeds splits, generator, sampling and initialisation
+    data: DataParams = field(default_factory=DataParams)
+    split: SplitParams = field(default_factory=SplitParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    embed: EmbedParams = field(default_factory=EmbedParams)
+    index: IndexParams = field(default_factory=IndexParams)
+    retrieve: RetrieveParams = field(default_factory=RetrieveParams)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.backbone.strip()), "backbone", "must name a timm model")
+        _check(self.lr > 0, "lr", f"must be > 0 (got {self.lr})")
+        _check(self.epochs >= 1, "epochs", "must be >= 1")
+        _check(self.batch_size >= 2, "batch_size", "must be >= 2")
+        _check(self.pretrained.strip() != "", "pretrained", "must be offline, hub, none or a weights path")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a type hint, converting only where it is lossless (int -> float)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if value is None:
+            value = {}
+        _check(isinstance(value, dict), key, f"must be a mapping, got {type(value).__name__}")
+        return _build(hint, value, key + ".")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        _check(value in choices, key, f"must be one of {', '.join(map(str, choices))} (got {value!r})")
+        return value
+    if origin in (list, tuple):
+        _check(isinstance(value, list), key, f"must be a list, got {type(value).__name__}")
+        (item,) = typing.get_args(hint)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
+    if hint is bool:
+        _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), key, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), key, f"must be a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported type hint {hint!r} for {key}")
+
+
+def _build(cls: type, raw: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else f"; known keys: {', '.join(names)}"
+            raise ParamsError(f"{prefix}{key}: unknown key{hint}")
+    kwargs = {name: _coerce(raw[name], hints[name], prefix + name) for name in names if name in raw}
+    return cls(**kwargs)
+
+
+def params_from_dict(raw: dict | None) -> Params:
+    """Build validated Params from a plain dict (the parsed params.yaml)."""
+    return _build(Params, raw or {})
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; every problem is a one-line ParamsError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: not found; run from the repository root or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of keys to values")
+    try:
+        return params_from_dict(raw)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+
+
+def to_dict(params: Any) -> dict:
+    return dataclasses.asdict(params)

@@ -1,0 +1,81 @@
+"""What stages share: artifact paths, the one-line-error runner, and reading earlier artifacts."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from styleid.errors import StyleidError
+from styleid.fileio import read_json
+
+RAW = Path("data/raw")
+CACHE = Path("data/cache")
+MANIFEST = Path("data/manifest.csv")
+SOURCE = Path("data/source.json")
+SPLITS = Path("data/splits.json")
+STYLIZED = Path("data/stylized")
+MODEL_DIR = Path("models")
+EMBEDDINGS = Path("data/embeddings")
+INDEX = Path("models/gallery.faiss")
+INDEX_IDS = Path("models/gallery_ids.json")
+RETRIEVED = Path("data/retrieved.npz")
+SUBMISSION = Path("submission.json")
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+
+
+def setup_logging() -> None:
+    level = logging.DEBUG if os.environ.get("STYLEID_DEBUG") else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    for noisy in ("PIL", "matplotlib", "urllib3", "filelock", "timm"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def stage(fn: Callable) -> Callable:
+    """Run a stage; a StyleidError (or a missing input) is one line on stderr and exit code 1.
+
+    STYLEID_DEBUG=1 shows the full traceback instead.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        setup_logging()
+        try:
+            return fn(*args, **kwargs)
+        except (StyleidError, FileNotFoundError) as exc:
+            if os.environ.get("STYLEID_DEBUG"):
+                raise
+            name = fn.__name__
+            message = str(exc) if isinstance(exc, StyleidError) else f"{exc.filename}: missing; run `dvc repro {name}` to build what it needs"
+            print(f"styleid {name}: error: {message}", file=sys.stderr)
+            raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            print(f"styleid {fn.__name__}: interrupted; outputs were left as they were", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapper
+
+
+def dataset_root() -> Path:
+    return Path(read_json(SOURCE)["root"])
+
+
+def entry_file(path: str, root: Path) -> Path:
+    """Where a split entry's image lives: rendered galleries in data/, the rest under the dataset root."""
+    return Path("data") / path if path.startswith("stylized/") else root / path
+
+
+def display_name(path: str) -> str:
+    """The name a submission uses: relative to test/query or test/gallery for the competition layout."""
+    for prefix in ("test/query/", "test/gallery/"):
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
+
+
+def load_split() -> dict:
+    return read_json(SPLITS)

@@ -1,0 +1,1 @@
+"""Search: FAISS index building and querying."""

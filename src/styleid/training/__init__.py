@@ -1,0 +1,1 @@
+"""Training: transforms, datasets, losses and the loop."""

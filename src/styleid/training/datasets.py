@@ -1,0 +1,26 @@
+"""Datasets over split entries: decode safely, transform, and return (image, label)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from styleid.images import BadImage, load_rgb
+
+
+class ImageDataset(Dataset):
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable):
+        self.paths, self.labels, self.transform = list(paths), list(labels), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        try:
+            img = load_rgb(self.paths[index])
+        except BadImage as exc:  # checked at fetch; only a file changed since then gets here
+            raise BadImage(f"{self.paths[index]}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
+        return self.transform(img), self.labels[index]

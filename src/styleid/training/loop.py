@@ -1,0 +1,181 @@
+"""The training loop: freeze policy, optimiser, epochs, validation and checkpoint selection.
+
+A fully frozen backbone without augmentation computes its features once and trains on them
+(the reference recipe costs one pass over the images, not one per epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from styleid import metrics
+from styleid.embedding import extract
+from styleid.errors import StyleidError
+from styleid.models.embedder import Embedder, build
+from styleid.params import Params
+from styleid.search.index import l2_normalize
+from styleid.training.datasets import ImageDataset
+from styleid.training.losses import create_loss
+from styleid.training.transforms import eval_transform, train_transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSet:
+    train: list[tuple[Path, str]]  # (image, person)
+    holdout: list[tuple[Path, str]] = field(default_factory=list)  # training people's held-out images (val_loss)
+    val_query: list[tuple[Path, str]] = field(default_factory=list)  # unseen people (val_score)
+    val_gallery: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    model: Embedder
+    best_epoch: int
+    history: list[dict]
+    seconds: float
+    images_seen: int
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def apply_freeze(model: Embedder, policy: str, last_n: int) -> None:
+    """all: the backbone never trains (BN statistics frozen too); last_n: only its last n stages; none: all train."""
+    backbone = model.backbone
+    backbone.requires_grad_(policy == "none")
+    if policy == "last_n":
+        stages = _stages(backbone)
+        for stage in stages[-last_n:]:
+            stage.requires_grad_(True)
+
+
+def _stages(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's top-level stages in order (timm's feature_info when present)."""
+    blocks = getattr(backbone, "blocks", None) or getattr(backbone, "stages", None) or getattr(backbone, "layers", None)
+    tail = [m for name, m in backbone.named_children() if name in ("conv_head", "bn2", "norm", "head_norm", "fc_norm")]
+    if blocks is not None:
+        return list(blocks) + tail
+    return list(backbone.children())
+
+
+def backbone_frozen(model: Embedder) -> bool:
+    return not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def set_train_mode(model: Embedder) -> None:
+    model.train()
+    if backbone_frozen(model):
+        model.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics
+
+
+def _labels(people: list[str], classes: dict[str, int]) -> torch.Tensor:
+    return torch.tensor([classes[p] for p in people], dtype=torch.long)
+
+
+def _retrieval_score(q: np.ndarray, q_people: list[str], g: np.ndarray, g_people: list[str]) -> float:
+    scores = l2_normalize(q) @ l2_normalize(g).T
+    return metrics.evaluate(metrics.rank_by_scores(scores)[:, :10], q_people, g_people)["score"]
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, lr: float) -> None:
+    if not torch.isfinite(loss):
+        raise StyleidError(f"training: the loss became {loss.item()} at epoch {epoch} step {step}; lower lr (now {lr}) or check the data")
+
+
+def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+    seed_everything(params.seed)
+    t = params.train
+    model = build(params.backbone, params.pretrained, params.model.input_size, params.model.embed_dim,
+                  params.model.crop_pct, t.imagenet_norm)
+    apply_freeze(model, t.freeze, t.unfreeze_last_n)
+    classes = {p: i for i, p in enumerate(sorted({p for _, p in data.train}))}
+    loss_fn = create_loss(t.loss, model.spec.out_dim, len(classes))
+    trainable = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
+    opt_cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(trainable, lr=params.lr, weight_decay=t.weight_decay)
+    cached = backbone_frozen(model) and not t.augment
+    start = time.perf_counter()
+    ev = eval_transform(model.spec)
+    gen = torch.Generator().manual_seed(params.seed)
+
+    def features(pairs: list[tuple[Path, str]], desc: str) -> torch.Tensor:
+        return torch.from_numpy(extract(model.backbone, [p for p, _ in pairs], ev, params.embed.batch_size, t.num_workers, desc))
+
+    if cached:
+        feats = {name: features(getattr(data, name), f"train: features ({name})") for name in ("train", "holdout", "val_query", "val_gallery") if getattr(data, name)}
+    train_labels = _labels([p for _, p in data.train], classes)
+    hold = [(path, person) for path, person in data.holdout if person in classes]
+    history: list[dict] = []
+    best_state, best_value, best_epoch, bad_epochs, seen = None, -math.inf, 0, 0, 0
+    select = t.select_by if (t.select_by == "val_score" and data.val_query) or (t.select_by == "val_loss" and hold) else ("val_score" if data.val_query else "last")
+
+    for epoch in range(1, params.epochs + 1):
+        set_train_mode(model)
+        loss_fn.train()
+        total, count = 0.0, 0
+        if cached:
+            order = torch.randperm(len(train_labels), generator=gen)
+            batches = [(model.head(feats["train"][idx]), train_labels[idx]) for idx in order.split(params.batch_size) if len(idx) > 1]
+            iterator = ((None, lab, emb) for emb, lab in batches)
+        else:
+            ds = ImageDataset([p for p, _ in data.train], train_labels.tolist(), train_transform(model.spec, t.augment))
+            loader = DataLoader(ds, batch_size=params.batch_size, shuffle=True, generator=gen, num_workers=t.num_workers, drop_last=len(ds) > params.batch_size)
+            iterator = ((img, lab, None) for img, lab in loader)
+        for step, (images, labels, emb) in enumerate(iterator):
+            if emb is None:
+                emb = model(images)
+            loss = loss_fn(emb, labels)
+            _check_finite(loss, epoch, step, params.lr)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(labels)
+            count += len(labels)
+        seen += count
+        row = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        model.eval()
+        loss_fn.eval()
+        with torch.inference_mode():
+            if hold:
+                emb = model.head(feats["holdout"]) if cached else torch.from_numpy(extract(model, [p for p, _ in hold], ev, params.embed.batch_size, t.num_workers))
+                row["val_loss"] = float(loss_fn(emb, _labels([p for _, p in hold], classes)))
+            if data.val_query and data.val_gallery:
+                if cached:
+                    q, g = model.head(feats["val_query"]).numpy(), model.head(feats["val_gallery"]).numpy()
+                else:
+                    q = extract(model, [p for p, _ in data.val_query], ev, params.embed.batch_size, t.num_workers)
+                    g = extract(model, [p for p, _ in data.val_gallery], ev, params.embed.batch_size, t.num_workers)
+                row["val_score"] = _retrieval_score(q, [p for _, p in data.val_query], g, [p for _, p in data.val_gallery])
+        history.append(row)
+        value = {"val_score": row.get("val_score", 0.0), "val_loss": -row.get("val_loss", 0.0), "last": epoch}[select]
+        improved = value > best_value
+        if improved:
+            best_value, best_epoch, bad_epochs = value, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+        log.info("epoch %d: %s%s", epoch, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"), " *" if improved else "")
+        if log_epoch:
+            log_epoch(epoch, row)
+        if t.patience and bad_epochs >= t.patience:
+            log.info("early stop: no %s improvement for %d epochs", select, t.patience)
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, best_epoch, history, time.perf_counter() - start, seen)

@@ -1,0 +1,50 @@
+"""fetch: materialise data.source, recognise its layout, check every image -> data/manifest.csv."""
+
+import logging
+import time
+from pathlib import Path
+
+import typer
+
+from styleid.data.fetch import fetch, source_fingerprint
+from styleid.data.manifest import write_manifest
+from styleid.data.sources import repo_root
+from styleid.fileio import read_json, write_json
+from styleid.params import load_params
+from styleid.pipeline import CACHE, MANIFEST, RAW, SOURCE, stage
+
+log = logging.getLogger("styleid.fetch")
+
+
+def _portable(root: Path) -> str:
+    """Inside the repository: a relative path (the same in DVC's temporary copies); outside: absolute."""
+    try:
+        return root.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(root.resolve())
+
+
+@stage
+def fetch_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
+    start = time.perf_counter()
+    params = load_params(params_file)
+    fp = source_fingerprint(params.data, params.seed)
+    previous = read_json(SOURCE) if SOURCE.is_file() else {}
+    if previous.get("fingerprint") == fp and MANIFEST.is_file() and Path(previous.get("root", "/nonexistent")).is_dir():
+        print(f"fetch: source unchanged ({params.data.source}); nothing to do")
+        return
+    result = fetch(params.data, params.seed, RAW, repo_root() / CACHE)
+    RAW.mkdir(parents=True, exist_ok=True)  # a DVC output even when the data stays in place
+    write_manifest(MANIFEST, result.items)
+    people = {i.person for i in result.items if i.person}
+    write_json(SOURCE, {
+        "fingerprint": fp, "source": params.data.source, "root": _portable(result.root), "layout": result.layout,
+        "n_images": len(result.items), "n_people": len(people), "n_skipped": len(result.skipped),
+        "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+    })
+    print(f"fetch: {len(result.items)} images of {len(people)} people ({result.layout} layout) from {params.data.source}; "
+          f"{len(result.skipped)} skipped; {time.perf_counter() - start:.1f}s")
+
+
+if __name__ == "__main__":
+    typer.run(fetch_stage)

@@ -1,0 +1,45 @@
+"""split: apply the evaluation protocol -> data/splits.json (+ data/stylized/ for rendered galleries)."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+from tqdm import tqdm
+
+from styleid.data.manifest import read_manifest
+from styleid.data.splits import PARTS, is_labelled, make_split
+from styleid.data.stylize import stylize
+from styleid.fileio import atomic_dir, read_json, write_json
+from styleid.images import load_rgb
+from styleid.params import load_params
+from styleid.pipeline import MANIFEST, SOURCE, SPLITS, STYLIZED, display_name, entry_file, stage
+
+
+@stage
+def split_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
+    start = time.perf_counter()
+    params = load_params(params_file)
+    source = read_json(SOURCE)
+    root = Path(source["root"])
+    split, to_render = make_split(read_manifest(MANIFEST), source["layout"], params.data.protocol, params.split, params.seed)
+    with atomic_dir(STYLIZED) as tmp:
+        for k, (src, out) in enumerate(tqdm(to_render, desc="split: rendering galleries", leave=False)):
+            rng = np.random.default_rng([params.seed, 41, k])
+            target = tmp / out.path.removeprefix("stylized/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stylize(load_rgb(entry_file(src.path, root)), out.style, rng).save(target, quality=95)
+    doc = {"protocol": params.data.protocol if source["layout"] != "competition" else "competition",
+           "layout": source["layout"], "root": source["root"], "labelled": is_labelled(split)}
+    for part in PARTS:
+        doc[part] = [{"file": entry_file(e.path, root).as_posix(), "name": display_name(e.path), "person": e.person,
+                      "domain": e.domain, **({"style": e.style} if e.style else {})} for e in split[part]]
+    write_json(SPLITS, doc)
+    counts = ", ".join(f"{part} {len(split[part])}" for part in PARTS)
+    people = lambda part: len({e.person for e in split[part]})  # noqa: E731
+    print(f"split: {doc['protocol']} protocol: {counts}; people train {people('train')}, val {people('val_query')}, "
+          f"test {people('query')}; {len(to_render)} gallery renders; {time.perf_counter() - start:.1f}s")
+
+
+if __name__ == "__main__":
+    typer.run(split_stage)

@@ -1,0 +1,47 @@
+"""train: learn the embedder -> models/model.safetensors + models/model.json, dvclive logs, metrics/train.json."""
+
+from pathlib import Path
+
+import typer
+
+from styleid.fileio import write_json
+from styleid.models.backbones import check_name
+from styleid.models.embedder import save
+from styleid.params import load_params
+from styleid.pipeline import METRICS, MODEL_DIR, load_split, stage
+from styleid.training.loop import TrainSet, train
+
+
+def _pairs(split: dict, part: str) -> list[tuple[Path, str]]:
+    return [(Path(e["file"]), e["person"]) for e in split[part]]
+
+
+@stage
+def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
+    from dvclive import Live
+
+    params = load_params(params_file)
+    check_name(params.backbone, params.pretrained)
+    split = load_split()
+    data = TrainSet(_pairs(split, "train"), _pairs(split, "holdout"), _pairs(split, "val_query"), _pairs(split, "val_gallery"))
+    with Live(dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        def log_epoch(epoch: int, row: dict) -> None:
+            for key, value in row.items():
+                if key != "epoch":
+                    live.log_metric(f"train/{key}", value)
+            live.next_step()
+
+        result = train(params, data, log_epoch)
+    save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch})
+    summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),
+               "train_images_per_s": round(result.images_seen / max(result.seconds, 1e-9), 2), **{f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"}}
+    best = result.history[result.best_epoch - 1]
+    summary.update({f"best_{k}": round(v, 6) for k, v in best.items() if k != "epoch"})
+    write_json(METRICS / "train.json", summary)
+    print(f"train: {params.backbone} ({params.pretrained}), {params.train.loss}, freeze={params.train.freeze}: "
+          f"best epoch {result.best_epoch}/{len(result.history)} " + ", ".join(f"{k}={v:.4f}" for k, v in best.items() if k != "epoch")
+          + f"; {result.seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    typer.run(train_stage)
