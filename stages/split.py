@@ -29,6 +29,7 @@ def split_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
             target = tmp / out.path.removeprefix("stylized/")
             target.parent.mkdir(parents=True, exist_ok=True)
             stylize(load_rgb(entry_file(src.path, root)), out.style, rng).save(target, quality=95)
+        write_json(tmp / "renders.json", [{"source": src.path, "render": out.path, "style": out.style} for src, out in to_render])
     doc = {"protocol": params.data.protocol if source["layout"] != "competition" else "competition",
            "layout": source["layout"], "root": source["root"], "labelled": is_labelled(split)}
     for part in PARTS:

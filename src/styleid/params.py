@@ -27,9 +27,9 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class SyntheticParams:
-    people: int = 48  # generated people
-    photos: int = 6  # natural-looking photos per person
-    renders: int = 6  # stylized renders per person
+    people: int = 100  # generated people
+    photos: int = 5  # natural-looking photos per person
+    renders: int = 5  # stylized renders per person
     image_size: int = 128  # side of the square images, px
 
     def __post_init__(self) -> None:

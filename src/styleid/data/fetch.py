@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ def source_fingerprint(data: DataParams, seed: int) -> str:
     src = sources.classify(data.source)
     if src.kind == "synthetic":
         s = data.synthetic
-        return f"synthetic:v{sources.SYNTHETIC_VERSION}:{seed}:{s.people}:{s.photos}:{s.renders}:{s.image_size}"
+        code = hashlib.sha1(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]  # new generator, new data
+        return f"synthetic:{code}:{seed}:{s.people}:{s.photos}:{s.renders}:{s.image_size}"
     return sources.fingerprint(src, data.sha256) + f":{data.layout}:{data.max_bad_fraction}"
 
 

@@ -21,7 +21,6 @@ from styleid.errors import DataError
 from styleid.fileio import atomic_dir, atomic_path
 
 GDRIVE_RE = re.compile(r"^(?:gdrive:(?P<id>[\w-]+)|https://drive\.google\.com/.*?(?:/d/|[?&]id=)(?P<id2>[\w-]+).*)$")
-SYNTHETIC_VERSION = 2  # bump when the generator's pictures change, so cached data is rebuilt
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+"""Shared fixtures. Tests on ../shared/data skip when it is absent, except in CI (CI=true) where they must run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{path} is missing: CI needs ../shared/data for the real-data tests")
+        pytest.skip(f"{path} is absent (real-data tests need ../shared/data beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    from styleid.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root, seed=3, people=8, photos=3, renders=3, size=64)
+    return root

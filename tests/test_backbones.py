@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styleid.errors import ParamsError
+from styleid.models.backbones import check_name, create_backbone
+from styleid.models.embedder import build, load, save
+from styleid.training.transforms import eval_transform
+
+data = pytest.importorskip("skimage.data")
+
+
+def _imagenet_top1(name: str, img: np.ndarray) -> int:
+    import timm
+
+    from styleid.models import weights
+
+    model = timm.create_model(name, pretrained=False)
+    spec = weights.load_offline(model, name)
+    model.eval()
+    from torchvision.transforms import v2 as T
+
+    tf = T.Compose([T.ToImage(), T.Resize(224), T.CenterCrop(224), T.ToDtype(torch.float32, scale=True), T.Normalize(spec.mean, spec.std)])
+    with torch.no_grad():
+        return int(model(tf(Image.fromarray(img))[None]).argmax())
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "mobilenetv2_100"])
+def test_offline_weights_are_really_imagenet_pretrained(name):
+    assert 281 <= _imagenet_top1(name, data.chelsea()) <= 285  # a cat: tabby / tiger / Egyptian cat
+    assert _imagenet_top1(name, data.coffee()) == 967  # espresso
+
+
+def test_backbone_errors_are_one_line_before_any_work():
+    with pytest.raises(ParamsError, match="timm has no model named 'resnet5O'.*did you mean"):
+        check_name("resnet5O", "none")
+    with pytest.raises(ParamsError, match="no offline weights.*pretrained: hub"):
+        check_name("resnet50", "offline")
+    with pytest.raises(ParamsError, match="not offline, hub, none or an existing weights file"):
+        check_name("resnet18", "/no/such/weights.pth")
+
+
+def test_offline_backbone_uses_its_own_normalisation():
+    _, cfg = create_backbone("tf_efficientnet_lite0", "offline")
+    assert cfg.mean == (0.5, 0.5, 0.5) and cfg.std == (0.5, 0.5, 0.5)
+    _, cfg = create_backbone("mobilenetv2_100", "offline")
+    assert cfg.mean == pytest.approx((0.485, 0.456, 0.406))
+
+
+def test_embedder_round_trips_through_safetensors(tmp_path):
+    model = build("mobilenetv2_100", "none", input_size=64, embed_dim=16, crop_pct=1.0, normalize_input=True).eval()
+    save(model, tmp_path)
+    again = load(tmp_path)
+    x = eval_transform(again.spec)(Image.fromarray(data.astronaut()))[None]
+    assert x.shape[-1] == 64
+    with torch.no_grad():
+        assert torch.allclose(model(x), again(x))
+    assert again.spec.out_dim == 16

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from styleid.errors import ParamsError
+from styleid.params import load_params, params_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_load_and_match_the_dataclass_defaults():
+    params = load_params(REPO / "params.yaml")
+    assert params.backbone == "tf_efficientnet_lite0" and params.data.source == "synthetic"
+    assert params.retrieve.top_k == 10 and params.index.factory == "Flat"
+
+
+def test_every_key_in_params_yaml_has_a_comment():
+    for line in (REPO / "params.yaml").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+            assert "#" in line, f"params.yaml line without a comment: {line!r}"
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"lrr": 0.1}, "lrr: unknown key (did you mean lr?)"),
+    ({"lr": -0.1}, "lr: must be > 0"),
+    ({"epochs": "3"}, "epochs: must be an integer"),
+    ({"data": {"protocl": "open"}}, "data.protocl: unknown key (did you mean data.protocol?)"),
+    ({"data": {"protocol": "semi"}}, "data.protocol: must be one of open, closed"),
+    ({"retrieve": {"top_k": 0}}, "retrieve.top_k: must be >= 1"),
+    ({"split": {"test_styles": ["oil"]}}, "split.test_styles: unknown style 'oil'"),
+    ({"train": {"augment": "yes"}}, "train.augment: must be true or false"),
+    ({"data": 3}, "data: must be a mapping"),
+])
+def test_bad_params_are_one_line_errors_naming_the_key(raw, message):
+    with pytest.raises(ParamsError) as err:
+        params_from_dict(raw)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_ints_are_accepted_for_floats_and_files_are_named(tmp_path):
+    assert params_from_dict({"lr": 1}).lr == 1.0
+    bad = tmp_path / "params.yaml"
+    bad.write_text("lr: [1\n")
+    with pytest.raises(ParamsError, match="params.yaml.*not valid YAML"):
+        load_params(bad)
