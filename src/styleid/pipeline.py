@@ -49,12 +49,12 @@ def stage(fn: Callable) -> Callable:
         except (StyleidError, FileNotFoundError) as exc:
             if os.environ.get("STYLEID_DEBUG"):
                 raise
-            name = fn.__name__
+            name = fn.__name__.removesuffix("_stage")
             message = str(exc) if isinstance(exc, StyleidError) else f"{exc.filename}: missing; run `dvc repro {name}` to build what it needs"
             print(f"styleid {name}: error: {message}", file=sys.stderr)
             raise SystemExit(1) from None
         except KeyboardInterrupt:
-            print(f"styleid {fn.__name__}: interrupted; outputs were left as they were", file=sys.stderr)
+            print(f"styleid {fn.__name__.removesuffix('_stage')}: interrupted; outputs were left as they were", file=sys.stderr)
             raise SystemExit(130) from None
 
     return wrapper

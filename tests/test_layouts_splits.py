@@ -1,0 +1,107 @@
+"""Layouts are recognised; every protocol keeps its promises (disjoint people, per-person shares)."""
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from styleid.data import layouts
+from styleid.data.fetch import scan_and_check
+from styleid.data.splits import is_labelled, make_split
+from styleid.errors import DataError
+from styleid.params import SplitParams
+
+
+def _img(path: Path, seed: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(path)
+
+
+def _people_folder(root: Path, people: int = 6, per: int = 10) -> Path:
+    for p in range(people):
+        for k in range(per):
+            _img(root / f"person_{p}" / f"{k:02d}.jpg", p * 100 + k)
+    return root
+
+
+def _people(entries, part):
+    return {e.person for e in entries[part]}
+
+
+def test_layout_detection(synthetic_root, tmp_path):
+    assert layouts.detect(synthetic_root) == "domains"
+    assert layouts.detect(_people_folder(tmp_path / "lfw")) == "people"
+    (tmp_path / "empty" / "x").mkdir(parents=True)
+    with pytest.raises(DataError, match="unrecognised dataset layout"):
+        layouts.detect(tmp_path / "empty")
+
+
+def test_open_protocol_two_domains_keeps_people_disjoint(synthetic_root):
+    result = scan_and_check(synthetic_root, "auto", 0.0)
+    split, to_render = make_split(result.items, result.layout, "open", SplitParams(), seed=1)
+    train, val, test = _people(split, "train"), _people(split, "val_query"), _people(split, "query")
+    assert train and val and test and not (train & val) and not (train & test) and not (val & test)
+    assert all(e.domain == "photo" for e in split["query"]) and all(e.domain == "render" for e in split["gallery"])
+    assert _people(split, "gallery") == test and not to_render and is_labelled(split)
+
+
+def test_open_protocol_one_domain_renders_held_out_photos_in_test_styles(tmp_path):
+    root = _people_folder(tmp_path / "lfw", people=10, per=6)
+    result = scan_and_check(root, "auto", 0.0)
+    params = SplitParams(test_styles=["sketch", "cartoon"], train_styles=["painterly"])
+    split, to_render = make_split(result.items, result.layout, "open", params, seed=1)
+    assert {e.style for e in split["gallery"]} <= {"sketch", "cartoon"} and len(to_render) == len(split["gallery"]) + len(split["val_gallery"])
+    rendered_sources = {src.path for src, _ in to_render}
+    assert not rendered_sources & {e.path for e in split["query"]}  # a query's own photo never joins the gallery
+    assert not _people(split, "train") & _people(split, "query")
+
+
+def test_closed_protocol_follows_the_reference_shares(tmp_path):
+    root = _people_folder(tmp_path / "lfw", people=4, per=20)
+    result = scan_and_check(root, "auto", 0.0)
+    split, _ = make_split(result.items, result.layout, "closed", SplitParams(), seed=3)
+    per = Counter(e.person for e in split["train"])
+    assert set(per.values()) == {10}  # 50% train
+    assert set(Counter(e.person for e in split["holdout"]).values()) == {4}  # 20% val
+    assert set(Counter(e.person for e in split["query"]).values()) == {1}  # 20% of 6 test images
+    assert set(Counter(e.person for e in split["gallery"]).values()) == {5}
+    assert _people(split, "train") == _people(split, "query")  # the same people, by design
+    paths = [e.path for part in ("train", "holdout", "query", "gallery") for e in split[part]]
+    assert len(paths) == len(set(paths)) == 80
+
+
+def test_splits_are_deterministic_for_a_seed(synthetic_root):
+    result = scan_and_check(synthetic_root, "auto", 0.0)
+    a, _ = make_split(result.items, result.layout, "open", SplitParams(), seed=7)
+    b, _ = make_split(result.items, result.layout, "open", SplitParams(), seed=7)
+    c, _ = make_split(result.items, result.layout, "open", SplitParams(), seed=8)
+    assert a == b and a != c
+
+
+def _competition(root: Path, labelled: bool) -> Path:
+    _people_folder(root / "train", people=5, per=4)
+    for p in range(3):
+        for k in range(2):
+            sub = f"p{p}/" if labelled else ""
+            _img(root / "test" / "query" / f"{sub}q{p}{k}.jpg", 900 + p * 10 + k)
+            _img(root / "test" / "gallery" / f"{sub}g{p}{k}.jpg", 800 + p * 10 + k)
+    return root
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_competition_layout(tmp_path, labelled):
+    root = _competition(tmp_path / "comp", labelled)
+    result = scan_and_check(root, "auto", 0.0)
+    assert result.layout == "competition"
+    split, _ = make_split(result.items, result.layout, "open", SplitParams(), seed=0)
+    assert len(split["query"]) == 6 and len(split["gallery"]) == 6
+    assert is_labelled(split) is labelled
+    assert not _people(split, "train") & _people(split, "val_query")
+
+
+def test_archive_wrapper_folder_is_unwrapped(synthetic_root, tmp_path):
+    shutil.copytree(synthetic_root, tmp_path / "wrap" / "dataset")
+    assert layouts.unwrap(tmp_path / "wrap") == tmp_path / "wrap" / "dataset"

@@ -1,0 +1,113 @@
+"""End to end: `dvc repro` and `dvc exp run` in a temporary git repository on a tiny config."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, shared_dataset
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "epochs": 2,
+    "data": {"synthetic": {"people": 20, "photos": 3, "renders": 3, "image_size": 64}},
+    "model": {"input_size": 64},
+}
+TIMING_KEYS = {"embed_seconds", "embed_images_per_s", "index_build_seconds", "search_ms_per_query", "train_seconds"}
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def run(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def make_repo(dest: Path, overrides: dict) -> Path:
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    keep = [f for f in files if f.startswith(("src/", "stages/", ".dvc/")) or f in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml")]
+    for rel in keep:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dest / rel)
+    params = _merge(yaml.safe_load((dest / "params.yaml").read_text()), overrides)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(dest, "git", "init", "-q")
+    run(dest, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    run(dest, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    return dest
+
+
+def metrics_of(repo: Path) -> dict:
+    data = json.loads((repo / "metrics" / "eval.json").read_text())
+    return {k: v for k, v in data.items() if k not in TIMING_KEYS}
+
+
+def test_repro_twice_exp_run_and_determinism(tmp_path):
+    repo = make_repo(tmp_path / "repo", TINY)
+    run(repo, "dvc", "repro")
+    first = metrics_of(repo)
+    assert {"recall@1", "recall@5", "recall@10", "mAP", "score", "n_queries", "n_gallery"} <= set(first)
+    submission = json.loads((repo / "submission.json").read_text())
+    assert len(submission) == first["n_queries"] and all(len(v) == 10 for v in submission.values())
+
+    again = run(repo, "dvc", "repro")
+    for stage in ("split", "train", "embed", "index", "retrieve", "evaluate"):
+        assert f"Stage '{stage}' didn't change, skipping" in again
+    assert "source unchanged" in again
+
+    run(repo, "dvc", "repro", "-f")  # everything recomputed from scratch: the same metrics
+    assert metrics_of(repo) == first
+
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
+    out = run(repo, "dvc", "exp", "run", "-S", "lr=0.01", "-S", "train.freeze=none", "--name", "lr001")
+    assert "Stage 'split' didn't change" in out and "Running stage 'train'" in out
+    shown = run(repo, "dvc", "exp", "show", "--no-pager", "--csv")
+    assert "lr001" in shown and "0.01" in shown
+    assert "score" in run(repo, "dvc", "metrics", "diff", "--all")
+
+
+def _copy_people(src: Path, dest: Path, people: list[str], per: int) -> None:
+    for person in people:
+        for k, path in enumerate(sorted((src / person).iterdir())[:per]):
+            (dest / person).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest / person / path.name)
+
+
+def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
+    """A few real people, small inputs, one epoch: the reference protocol on LFW, open photo->caricature on ourcar."""
+    lfw = shared_dataset("lfw_deepfunneled")
+    ourcar = shared_dataset("ourcar_photo_caricature")
+    small_lfw = tmp_path / "lfw"
+    _copy_people(lfw, small_lfw, sorted(p.name for p in lfw.iterdir() if p.is_dir())[:5], per=10)
+    small_car = tmp_path / "ourcar"
+    people = sorted(p.name for p in (ourcar / "photos").iterdir())[:8]
+    _copy_people(ourcar / "photos", small_car / "photos", people, per=4)
+    _copy_people(ourcar / "caricatures", small_car / "caricatures", people, per=3)
+
+    repo = make_repo(tmp_path / "repo", {"epochs": 1, "model": {"input_size": 96}, "retrieve": {"top_k": 5}})
+    run(repo, "dvc", "exp", "run", "-S", f"data.source={small_lfw}", "-S", "data.protocol=closed")
+    lfw_metrics = metrics_of(repo)
+    assert lfw_metrics["n_queries"] == 5 * 1 and lfw_metrics["labelled"]  # 20% of each person's 3 test images
+    assert lfw_metrics["recall@10"] > 0
+
+    run(repo, "dvc", "exp", "run", "-S", f"data.source={small_car}", "-S", "data.protocol=open")
+    car = metrics_of(repo)
+    splits = json.loads((repo / "data" / "splits.json").read_text())
+    assert splits["layout"] == "domains" and splits["protocol"] == "open"
+    assert not {e["person"] for e in splits["train"]} & {e["person"] for e in splits["query"]}
+    assert all("caricatures/" in e["name"] for e in splits["gallery"]) and car["n_gallery"] == len(splits["gallery"])
