@@ -111,3 +111,27 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
     assert splits["layout"] == "domains" and splits["protocol"] == "open"
     assert not {e["person"] for e in splits["train"]} & {e["person"] for e in splits["query"]}
     assert all("caricatures/" in e["name"] for e in splits["gallery"]) and car["n_gallery"] == len(splits["gallery"])
+
+
+def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
+    from styleid.data.synthetic import generate
+
+    src = tmp_path / "gen"
+    generate(src, seed=1, people=12, photos=3, renders=3, size=64)
+    comp = tmp_path / "competition"
+    for person_dir in sorted((src / "photos").iterdir())[:8]:  # train: photos and renders mixed, unmarked
+        for domain in ("photos", "renders"):
+            for path in (src / domain / person_dir.name).iterdir():
+                (comp / "train" / person_dir.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, comp / "train" / person_dir.name / f"{domain}_{path.name}")
+    for person_dir in sorted((src / "photos").iterdir())[8:]:  # test: flat, unlabelled
+        for domain, part in (("photos", "query"), ("renders", "gallery")):
+            for path in (src / domain / person_dir.name).iterdir():
+                (comp / "test" / part).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, comp / "test" / part / f"{person_dir.name[-3:]}x{path.name}")
+    repo = make_repo(tmp_path / "repo", {"epochs": 1, "model": {"input_size": 64}})
+    run(repo, "dvc", "exp", "run", "-S", f"data.source={comp}")
+    result = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert result["labelled"] is False and "score" not in result and result["n_queries"] == 12
+    submission = json.loads((repo / "submission.json").read_text())
+    assert len(submission) == 12 and all(len(v) == 10 and "/" not in v[0] for v in submission.values())
