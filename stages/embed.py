@@ -10,7 +10,7 @@ from styleid.embedding import extract
 from styleid.fileio import atomic_path, write_json
 from styleid.models.embedder import load
 from styleid.params import load_params
-from styleid.pipeline import EMBEDDINGS, MODEL_DIR, load_split, stage
+from styleid.pipeline import EMBEDDINGS, METRICS, MODEL_DIR, load_split, stage
 from styleid.search.index import l2_normalize
 from styleid.training.transforms import eval_transform
 
@@ -33,7 +33,7 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
         write_json(EMBEDDINGS / f"{part}.json", [{"name": e["name"], "person": e["person"], "file": e["file"]} for e in entries])
         total += len(entries)
     seconds = time.perf_counter() - start
-    write_json(EMBEDDINGS / "timing.json", {"embed_seconds": round(seconds, 3), "embed_images_per_s": round(total / max(seconds, 1e-9), 2)})
+    write_json(METRICS / "embed.json", {"embed_seconds": round(seconds, 3), "embed_images_per_s": round(total / max(seconds, 1e-9), 2)})
     print(f"embed: {len(split['query'])} queries, {len(split['gallery'])} gallery images, dim {model.spec.out_dim}; "
           f"{total / max(seconds, 1e-9):.1f} images/s")
 

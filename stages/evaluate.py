@@ -9,7 +9,7 @@ import typer
 from styleid import metrics
 from styleid.fileio import atomic_path, read_json, write_json
 from styleid.params import load_params
-from styleid.pipeline import EMBEDDINGS, INDEX_IDS, METRICS, PLOTS, RETRIEVED, load_split, stage
+from styleid.pipeline import EMBEDDINGS, METRICS, PLOTS, RETRIEVED, load_split, stage
 
 CURVE_K = 20  # recall@k plotted for k = 1..CURVE_K
 
@@ -30,7 +30,7 @@ def evaluate_stage(params_file: Path = typer.Option(Path("params.yaml"), "--para
     ids = retrieved["ids"]
     query_people = [q["person"] for q in read_json(EMBEDDINGS / "query.json")]
     gallery_people = [g["person"] for g in read_json(EMBEDDINGS / "gallery.json")]
-    timing = {**read_json(EMBEDDINGS / "timing.json"), "index_build_seconds": read_json(INDEX_IDS)["build_seconds"],
+    timing = {**read_json(METRICS / "embed.json"), **read_json(METRICS / "index.json"),
               "search_ms_per_query": round(float(retrieved["ms_per_query"]), 4)}
     train_json = METRICS / "train.json"
     if train_json.is_file():
