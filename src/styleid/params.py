@@ -97,7 +97,7 @@ class TrainParams:
     unfreeze_last_n: int = 2  # with freeze=last_n: how many of the backbone's last stages train
     optimizer: Literal["adam", "adamw"] = "adam"  # the reference used Adam
     weight_decay: float = 0.0  # decoupled for adamw, L2 for adam
-    select_by: Literal["val_score", "val_loss"] = "val_loss"  # which checkpoint to keep
+    select_by: Literal["val_score", "val_loss"] = "val_score"  # which checkpoint to keep (the reference: val_loss)
     patience: int = 0  # stop after this many epochs without improvement (0 = never stop early)
     imagenet_norm: bool = True  # normalise inputs with the backbone's mean/std (off = [0, 1] pixels)
     augment: bool = False  # random resized crop + flip + colour jitter during training
