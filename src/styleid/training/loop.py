@@ -98,6 +98,15 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, lr: float) -> None:
         raise StyleidError(f"training: the loss became {loss.item()} at epoch {epoch} step {step}; lower lr (now {lr}) or check the data")
 
 
+def _cached_features(model: Embedder, parts: dict[str, list[tuple[Path, str]]], transform: Callable,
+                     batch_size: int, num_workers: int) -> dict[str, torch.Tensor]:
+    """Frozen-backbone features for every part, each image computed once (closed: holdout == val images)."""
+    unique = list(dict.fromkeys(path for pairs in parts.values() for path, _ in pairs))
+    row = {path: i for i, path in enumerate(unique)}
+    every = torch.from_numpy(extract(model.backbone, unique, transform, batch_size, num_workers, "train: backbone features"))
+    return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
+
+
 def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
     seed_everything(params.seed)
     t = params.train
@@ -114,13 +123,11 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     ev = eval_transform(model.spec)
     gen = torch.Generator().manual_seed(params.seed)
 
-    def features(pairs: list[tuple[Path, str]], desc: str) -> torch.Tensor:
-        return torch.from_numpy(extract(model.backbone, [p for p, _ in pairs], ev, params.embed.batch_size, t.num_workers, desc))
-
-    if cached:
-        feats = {name: features(getattr(data, name), f"train: features ({name})") for name in ("train", "holdout", "val_query", "val_gallery") if getattr(data, name)}
     train_labels = _labels([p for _, p in data.train], classes)
     hold = [(path, person) for path, person in data.holdout if person in classes]
+    if cached:
+        feats = _cached_features(model, {"train": data.train, "holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
+                                 ev, params.embed.batch_size, t.num_workers)
     history: list[dict] = []
     best_state, best_value, best_epoch, bad_epochs, seen = None, -math.inf, 0, 0, 0
     select = t.select_by if (t.select_by == "val_score" and data.val_query) or (t.select_by == "val_loss" and hold) else ("val_score" if data.val_query else "last")
