@@ -41,6 +41,8 @@ def stage(fn: Callable) -> Callable:
     STYLEID_DEBUG=1 shows the full traceback instead.
     """
 
+    name = fn.__name__.removesuffix("_stage")
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         setup_logging()
@@ -49,19 +51,14 @@ def stage(fn: Callable) -> Callable:
         except (StyleidError, FileNotFoundError) as exc:
             if os.environ.get("STYLEID_DEBUG"):
                 raise
-            name = fn.__name__.removesuffix("_stage")
             message = str(exc) if isinstance(exc, StyleidError) else f"{exc.filename}: missing; run `dvc repro {name}` to build what it needs"
             print(f"styleid {name}: error: {message}", file=sys.stderr)
             raise SystemExit(1) from None
         except KeyboardInterrupt:
-            print(f"styleid {fn.__name__.removesuffix('_stage')}: interrupted; outputs were left as they were", file=sys.stderr)
+            print(f"styleid {name}: interrupted; outputs were left as they were", file=sys.stderr)
             raise SystemExit(130) from None
 
     return wrapper
-
-
-def dataset_root() -> Path:
-    return Path(read_json(SOURCE)["root"])
 
 
 def entry_file(path: str, root: Path) -> Path:

@@ -8,9 +8,6 @@ from pathlib import Path
 
 from styleid.fileio import atomic_path
 
-DOMAINS = ("photo", "render", "unknown")
-
-
 @dataclass(frozen=True)
 class Item:
     path: str  # relative to the dataset root, POSIX separators

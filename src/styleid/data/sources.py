@@ -8,7 +8,6 @@ folders) so that an unchanged source costs next to nothing on `dvc repro`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -144,7 +143,3 @@ def materialise_archive(archive: Path, target: Path, sha256: str, max_bytes: int
     with atomic_dir(target) as tmp:
         extract(archive, tmp, max_bytes)
     return digest
-
-
-def describe(src: Source) -> str:
-    return json.dumps({"kind": src.kind, "location": src.location})

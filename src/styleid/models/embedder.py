@@ -15,7 +15,7 @@ from torch import nn
 
 from styleid.errors import StyleidError
 from styleid.fileio import atomic_path, write_json
-from styleid.models.backbones import DataConfig, create_backbone, feature_dim
+from styleid.models.backbones import create_backbone, feature_dim
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,3 @@ def load(folder: Path) -> Embedder:
     model = Embedder(backbone, spec)
     model.load_state_dict(load_file(str(weights_path)), strict=True)
     return model.eval()
-
-
-def data_config(spec: ModelSpec) -> DataConfig:
-    return DataConfig(spec.input_size, spec.mean, spec.std, spec.interpolation)
