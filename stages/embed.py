@@ -25,7 +25,7 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     start, total = time.perf_counter(), 0
     for part in ("query", "gallery"):
         entries = split[part]
-        vectors = l2_normalize(extract(model, [Path(e["file"]) for e in entries], transform, params.embed.batch_size,
+        vectors = l2_normalize(extract(model, [Path(e["image"]) for e in entries], transform, params.embed.batch_size,
                                        params.embed.num_workers, desc=f"embed: {part}"))
         with atomic_path(EMBEDDINGS / f"{part}.npy") as tmp:
             with open(tmp, "wb") as fh:

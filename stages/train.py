@@ -13,7 +13,7 @@ from styleid.training.loop import TrainSet, train
 
 
 def _pairs(split: dict, part: str) -> list[tuple[Path, str]]:
-    return [(Path(e["file"]), e["person"]) for e in split[part]]
+    return [(Path(e["image"]), e["person"]) for e in split[part]]
 
 
 @stage

@@ -47,12 +47,17 @@ class DataParams:
     sha256: str = ""  # expected SHA-256 of a downloaded or local archive ("" = do not check)
     max_bad_fraction: float = 0.05  # fail when more than this share of image files cannot be read
     max_archive_bytes: int = 20_000_000_000  # refuse archives that unpack to more than this
+    align: Literal["none", "mtcnn"] = "none"  # face detection + crop before the model (mtcnn: facenet-pytorch's)
+    align_size: int = 256  # side of the cached aligned crops, px (the model resizes them to its input size)
+    align_margin: float = 0.2  # context kept around the detected face, as a share of the box side
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
 
     def __post_init__(self) -> None:
         _check(bool(self.source.strip()), "data.source", "must not be empty")
         _check(0.0 <= self.max_bad_fraction <= 1.0, "data.max_bad_fraction", "must be in [0, 1]")
         _check(self.sha256 == "" or len(self.sha256) == 64, "data.sha256", "must be 64 hex digits or empty")
+        _check(32 <= self.align_size <= 1024, "data.align_size", "must be in [32, 1024]")
+        _check(0.0 <= self.align_margin <= 2.0, "data.align_margin", "must be in [0, 2]")
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class ModelParams:
     input_size: int = 0  # square input side in px; 0 = the backbone's own default
     embed_dim: int = 0  # 0 = penultimate features (the reference); >0 = a learned projection of this size
     crop_pct: float = 1.0  # centre crop share at test time (1.0 = the whole image)
+    hub_weights: Literal["vggface2", "casia-webface"] = "vggface2"  # facenet with pretrained: hub: which download
 
     def __post_init__(self) -> None:
         _check(self.input_size == 0 or 32 <= self.input_size <= 1024, "model.input_size", "must be 0 or in [32, 1024]")
@@ -101,6 +107,7 @@ class TrainParams:
     patience: int = 0  # stop after this many epochs without improvement (0 = never stop early)
     imagenet_norm: bool = True  # normalise inputs with the backbone's mean/std (off = [0, 1] pixels)
     augment: bool = False  # random resized crop + flip + colour jitter during training
+    frozen_bn: bool = False  # keep the backbone's BatchNorm statistics fixed while it fine-tunes
     num_workers: int = 0  # DataLoader workers for image decoding
 
     def __post_init__(self) -> None:

@@ -18,6 +18,8 @@ MANIFEST = Path("data/manifest.csv")
 SOURCE = Path("data/source.json")
 SPLITS = Path("data/splits.json")
 STYLIZED = Path("data/stylized")
+ALIGNED = Path("data/aligned")
+ALIGNED_INDEX = ALIGNED / "index.json"
 MODEL_DIR = Path("models")
 EMBEDDINGS = Path("data/embeddings")
 INDEX = Path("models/gallery.faiss")
@@ -74,5 +76,12 @@ def display_name(path: str) -> str:
     return path
 
 
-def load_split() -> dict:
-    return read_json(SPLITS)
+def load_split(aligned: bool = True) -> dict:
+    """splits.json; with `aligned`, each entry's "image" is what the model reads (its face crop when align is on)."""
+    split = read_json(SPLITS)
+    crops = read_json(ALIGNED_INDEX)["crops"] if aligned and ALIGNED_INDEX.is_file() else {}
+    for value in split.values():
+        if isinstance(value, list):
+            for entry in value:
+                entry["image"] = crops.get(entry["file"], entry["file"])
+    return split

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from styleid.errors import ParamsError, StyleidError
-from styleid.models import weights
+from styleid.models import facenet, weights
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,20 @@ def _timm_names() -> frozenset[str]:
     return frozenset(timm.list_models())
 
 
+def offline_names() -> list[str]:
+    return sorted([*weights.OFFLINE, facenet.NAME])
+
+
 def check_name(name: str, pretrained: str) -> None:
     """Fail before any work when a backbone cannot be built as asked."""
-    if name not in _timm_names():
+    if name == facenet.NAME:
+        pass
+    elif name not in _timm_names():
         close = difflib.get_close_matches(name, list(_timm_names()), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ParamsError(f"backbone: timm has no model named {name!r}{hint}")
-    if pretrained == "offline" and name not in weights.OFFLINE:
-        raise ParamsError(f"backbone: {name!r} has no offline weights (offline: {', '.join(weights.offline_names())}); "
+    if pretrained == "offline" and name not in offline_names():
+        raise ParamsError(f"backbone: {name!r} has no offline weights (offline: {', '.join(offline_names())}); "
                           "use pretrained: hub (needs internet), none, or a path to a weights file")
     if pretrained not in ("offline", "hub", "none") and not Path(pretrained).is_file():
         raise ParamsError(f"pretrained: {pretrained!r} is not offline, hub, none or an existing weights file")
@@ -57,9 +63,17 @@ def _load_file(model: nn.Module, path: Path) -> None:
     model.load_state_dict(state, strict=False)
 
 
-def create_backbone(name: str, pretrained: str) -> tuple[nn.Module, DataConfig]:
-    """A timm model without classifier (pooled penultimate features) and its input config."""
+def create_backbone(name: str, pretrained: str, hub_variant: str = "vggface2") -> tuple[nn.Module, DataConfig]:
+    """A timm model without classifier (pooled penultimate features) and its input config.
+
+    `facenet` is facenet-pytorch's InceptionResnetV1 (512-d bottleneck); hub_variant picks its hub weights.
+    """
     check_name(name, pretrained)
+    if name == facenet.NAME:
+        model = facenet.create_facenet(pretrained if pretrained in ("offline", "hub") else "none", hub_variant)
+        if pretrained not in ("offline", "hub", "none"):
+            _load_file(model, Path(pretrained))
+        return model, DataConfig(facenet.INPUT_SIZE, facenet.MEAN, facenet.STD, "bilinear")
     if pretrained == "hub":
         try:
             model = timm.create_model(name, pretrained=True)

@@ -49,8 +49,9 @@ class Embedder(nn.Module):
         return self.head(self.backbone(images))
 
 
-def build(backbone: str, pretrained: str, input_size: int, embed_dim: int, crop_pct: float, normalize_input: bool) -> Embedder:
-    model, cfg = create_backbone(backbone, pretrained)
+def build(backbone: str, pretrained: str, input_size: int, embed_dim: int, crop_pct: float, normalize_input: bool,
+          hub_weights: str = "vggface2") -> Embedder:
+    model, cfg = create_backbone(backbone, pretrained, hub_weights)
     spec = ModelSpec(backbone, input_size or cfg.input_size, cfg.mean, cfg.std, cfg.interpolation, crop_pct,
                      feature_dim(model), embed_dim, normalize_input)
     return Embedder(model, spec)

@@ -67,6 +67,8 @@ def apply_freeze(model: Embedder, policy: str, last_n: int) -> None:
 
 def _stages(backbone: nn.Module) -> list[nn.Module]:
     """The backbone's top-level stages in order (timm's feature_info when present)."""
+    if hasattr(backbone, "stage_modules"):
+        return backbone.stage_modules()
     blocks = getattr(backbone, "blocks", None) or getattr(backbone, "stages", None) or getattr(backbone, "layers", None)
     tail = [m for name, m in backbone.named_children() if name in ("conv_head", "bn2", "norm", "head_norm", "fc_norm")]
     if blocks is not None:
@@ -78,10 +80,19 @@ def backbone_frozen(model: Embedder) -> bool:
     return not any(p.requires_grad for p in model.backbone.parameters())
 
 
-def set_train_mode(model: Embedder) -> None:
+def set_train_mode(model: Embedder, frozen_bn: bool = False) -> None:
+    """Train mode, except BatchNorm statistics where they must not move.
+
+    A frozen backbone keeps its statistics; so does one whose BN was folded into the convolutions
+    (facenet offline: see models/facenet.py) or when train.frozen_bn asks for it.
+    """
     model.train()
     if backbone_frozen(model):
-        model.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics
+        model.backbone.eval()
+    elif frozen_bn or getattr(model.backbone, "frozen_bn", False):
+        for module in model.backbone.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 def _labels(people: list[str], classes: dict[str, int]) -> torch.Tensor:
@@ -111,7 +122,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     seed_everything(params.seed)
     t = params.train
     model = build(params.backbone, params.pretrained, params.model.input_size, params.model.embed_dim,
-                  params.model.crop_pct, t.imagenet_norm)
+                  params.model.crop_pct, t.imagenet_norm, params.model.hub_weights)
     apply_freeze(model, t.freeze, t.unfreeze_last_n)
     classes = {p: i for i, p in enumerate(sorted({p for _, p in data.train}))}
     loss_fn = create_loss(t.loss, model.spec.out_dim, len(classes))
@@ -133,7 +144,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     select = t.select_by if (t.select_by == "val_score" and data.val_query) or (t.select_by == "val_loss" and hold) else ("val_score" if data.val_query else "last")
 
     for epoch in range(1, params.epochs + 1):
-        set_train_mode(model)
+        set_train_mode(model, t.frozen_bn)
         loss_fn.train()
         total, count = 0.0, 0
         if cached:
