@@ -26,7 +26,7 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     for part in ("query", "gallery"):
         entries = split[part]
         vectors = l2_normalize(extract(model, [Path(e["image"]) for e in entries], transform, params.embed.batch_size,
-                                       params.embed.num_workers, desc=f"embed: {part}"))
+                                       params.embed.num_workers, desc=f"embed: {part}", flip=params.embed.flip_tta))
         with atomic_path(EMBEDDINGS / f"{part}.npy") as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, vectors)

@@ -23,7 +23,8 @@ def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     params = load_params(params_file)
     check_name(params.backbone, params.pretrained)
     split = load_split()
-    data = TrainSet(_pairs(split, "train"), _pairs(split, "holdout"), _pairs(split, "val_query"), _pairs(split, "val_gallery"))
+    data = TrainSet(_pairs(split, "train"), [e["domain"] for e in split["train"]], _pairs(split, "holdout"),
+                    _pairs(split, "val_query"), _pairs(split, "val_gallery"))
     with Live(dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, row: dict) -> None:
             for key, value in row.items():

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -15,15 +16,23 @@ from styleid.training.datasets import ImageDataset
 
 
 def extract(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_size: int = 64,
-            num_workers: int = 0, desc: str = "embedding") -> np.ndarray:
-    """Run `model` over the images in eval mode; returns float32 (n, d)."""
+            num_workers: int = 0, desc: str = "embedding", flip: bool = False) -> np.ndarray:
+    """Run `model` over the images in eval mode; returns float32 (n, d).
+
+    flip: test-time augmentation; each row is the sum of the L2-normalised embeddings of the image
+    and its mirror image (a face's identity does not change in the mirror).
+    """
     loader = DataLoader(ImageDataset(paths, [0] * len(paths), transform), batch_size=batch_size,
                         shuffle=False, num_workers=num_workers, persistent_workers=False)
     model.eval()
     chunks = []
     with torch.inference_mode():
         for images, _ in tqdm(loader, desc=desc, leave=False, disable=len(paths) < batch_size * 4):
-            chunks.append(model(images.contiguous(memory_format=torch.channels_last)).float().cpu().numpy())
+            out = model(images.contiguous(memory_format=torch.channels_last)).float()
+            if flip:
+                mirrored = model(images.flip(-1).contiguous(memory_format=torch.channels_last)).float()
+                out = F.normalize(out, dim=1) + F.normalize(mirrored, dim=1)
+            chunks.append(out.cpu().numpy())
     if not chunks:
         return np.zeros((0, 0), np.float32)
     return np.concatenate(chunks).astype(np.float32)

@@ -89,38 +89,79 @@ class ModelParams:
     embed_dim: int = 0  # 0 = penultimate features (the reference); >0 = a learned projection of this size
     crop_pct: float = 1.0  # centre crop share at test time (1.0 = the whole image)
     hub_weights: Literal["vggface2", "casia-webface"] = "vggface2"  # facenet with pretrained: hub: which download
+    pooling: Literal["avg", "gem"] = "avg"  # global pooling of the backbone's feature map
+    gem_p: float = 3.0  # GeM's initial exponent (learned)
 
     def __post_init__(self) -> None:
         _check(self.input_size == 0 or 32 <= self.input_size <= 1024, "model.input_size", "must be 0 or in [32, 1024]")
         _check(self.embed_dim >= 0, "model.embed_dim", "must be >= 0")
         _check(0.3 <= self.crop_pct <= 1.0, "model.crop_pct", "must be in [0.3, 1]")
+        _check(self.gem_p >= 1, "model.gem_p", "must be >= 1")
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    loss: Literal["cross_entropy", "arcface"] = "cross_entropy"  # training objective
+    loss: Literal["cross_entropy", "arcface", "subcenter_arcface", "multi_similarity", "supcon", "triplet"] = "arcface"  # objective
+    loss_lr: float = 0.01  # learning rate of the loss's own parameters (class proxies)
+    arc_margin: float = 28.6  # arcface / subcenter_arcface angular margin, degrees
+    arc_scale: float = 30.0  # arcface / subcenter_arcface logit scale
+    subcenters: int = 3  # subcenter_arcface: sub-centres per person
+    ms_epsilon: float = 0.1  # multi_similarity miner slack
+    supcon_temperature: float = 0.1  # supcon temperature
+    triplet_margin: float = 0.2  # triplet margin on cosine distance (hard-triplet miner)
+    m_per_class: int = 4  # images per person in a batch (class-balanced batches); 0 = plain shuffling
+    cross_domain: bool = True  # people with photos and renders: half of their m images from each domain
     freeze: Literal["all", "none", "last_n"] = "all"  # which backbone layers stay frozen
     unfreeze_last_n: int = 2  # with freeze=last_n: how many of the backbone's last stages train
-    optimizer: Literal["adam", "adamw"] = "adam"  # the reference used Adam
-    weight_decay: float = 0.0  # decoupled for adamw, L2 for adam
+    layer_decay: float = 1.0  # layer-wise lr decay (timm): each earlier layer group gets this times the lr (1 = off)
+    frozen_bn: bool = False  # keep the backbone's BatchNorm statistics fixed while it fine-tunes
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # the reference used Adam
+    weight_decay: float = 0.0  # decoupled for adamw, L2 for adam and sgd
+    schedule: Literal["constant", "cosine"] = "constant"  # lr over the run, after warmup
+    warmup_epochs: float = 0.0  # linear warmup from lr/100
     select_by: Literal["val_score", "val_loss"] = "val_score"  # which checkpoint to keep (the reference: val_loss)
     patience: int = 0  # stop after this many epochs without improvement (0 = never stop early)
     imagenet_norm: bool = True  # normalise inputs with the backbone's mean/std (off = [0, 1] pixels)
-    augment: bool = False  # random resized crop + flip + colour jitter during training
-    frozen_bn: bool = False  # keep the backbone's BatchNorm statistics fixed while it fine-tunes
+    augment: bool = False  # the augmentations in the augment section
     num_workers: int = 0  # DataLoader workers for image decoding
 
     def __post_init__(self) -> None:
+        _check(self.loss_lr > 0, "train.loss_lr", "must be > 0")
+        _check(0 < self.arc_margin < 90 and self.arc_scale > 0, "train.arc_margin", "arc_margin must be in (0, 90) degrees, arc_scale > 0")
+        _check(self.subcenters >= 1, "train.subcenters", "must be >= 1")
+        _check(self.supcon_temperature > 0 and self.triplet_margin >= 0 and self.ms_epsilon >= 0, "train.supcon_temperature",
+               "supcon_temperature must be > 0; triplet_margin and ms_epsilon >= 0")
+        _check(self.m_per_class == 0 or self.m_per_class >= 2, "train.m_per_class", "must be 0 (off) or >= 2")
         _check(self.unfreeze_last_n >= 1, "train.unfreeze_last_n", "must be >= 1")
+        _check(0 < self.layer_decay <= 1, "train.layer_decay", "must be in (0, 1]")
         _check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+        _check(self.warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0")
         _check(self.patience >= 0, "train.patience", "must be >= 0")
         _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    crop_scale: float = 0.6  # random resized crop keeps at least this share of the image (1 = no crop)
+    flip: float = 0.5  # horizontal flip probability
+    color_jitter: float = 0.8  # probability of brightness/contrast/saturation/hue jitter
+    grayscale: float = 0.2  # probability of dropping colour
+    blur: float = 0.1  # probability of a Gaussian blur
+    style: float = 0.3  # probability of rendering a photo in one of split.train_styles
+    edges: float = 0.05  # probability of turning a photo into an edge drawing
+    posterize: float = 0.1  # probability of posterizing to 3 bits
+
+    def __post_init__(self) -> None:
+        _check(0.05 <= self.crop_scale <= 1.0, "augment.crop_scale", "must be in [0.05, 1]")
+        for key in ("flip", "color_jitter", "grayscale", "blur", "style", "edges", "posterize"):
+            _check(0.0 <= getattr(self, key) <= 1.0, f"augment.{key}", "is a probability: must be in [0, 1]")
 
 
 @dataclass(frozen=True)
 class EmbedParams:
     batch_size: int = 64  # images per forward pass
     num_workers: int = 0  # DataLoader workers for image decoding
+    flip_tta: bool = False  # average each image's embedding with its mirror image's
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "embed.batch_size", "must be >= 1")
@@ -141,9 +182,19 @@ class IndexParams:
 @dataclass(frozen=True)
 class RetrieveParams:
     top_k: int = 10  # gallery images returned per query
+    rerank: Literal["none", "aqe", "kreciprocal"] = "none"  # re-ranking after the index search
+    depth: int = 100  # candidates per query that re-ranking reorders
+    aqe_k: int = 3  # aqe: top gallery images averaged into the query
+    aqe_alpha: float = 3.0  # aqe: weight = similarity ** alpha
+    k1: int = 20  # kreciprocal: neighbourhood size
+    k2: int = 6  # kreciprocal: local query expansion size
+    lambda_value: float = 0.3  # kreciprocal: weight of the original distance
 
     def __post_init__(self) -> None:
         _check(self.top_k >= 1, "retrieve.top_k", "must be >= 1")
+        _check(self.depth >= 1 and self.aqe_k >= 1 and self.k1 >= 1 and self.k2 >= 1, "retrieve.depth", "depth, aqe_k, k1 and k2 must be >= 1")
+        _check(self.aqe_alpha >= 0, "retrieve.aqe_alpha", "must be >= 0")
+        _check(0 <= self.lambda_value <= 1, "retrieve.lambda_value", "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -158,6 +209,7 @@ class Params:
     split: SplitParams = field(default_factory=SplitParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
+    augment: AugmentParams = field(default_factory=AugmentParams)
     embed: EmbedParams = field(default_factory=EmbedParams)
     index: IndexParams = field(default_factory=IndexParams)
     retrieve: RetrieveParams = field(default_factory=RetrieveParams)

@@ -16,6 +16,7 @@ from torch import nn
 from styleid.errors import StyleidError
 from styleid.fileio import atomic_path, write_json
 from styleid.models.backbones import create_backbone, feature_dim
+from styleid.models.pooling import use_gem
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class ModelSpec:
     feature_dim: int  # the backbone's pooled output size
     embed_dim: int  # 0 = the features themselves
     normalize_input: bool  # False: pixels in [0, 1] (the reference's "no ImageNet normalisation" ablation)
+    pooling: str = "avg"  # avg | gem
+    gem_p: float = 3.0
 
     @property
     def out_dim(self) -> int:
@@ -36,9 +39,14 @@ class ModelSpec:
 
 
 class Embedder(nn.Module):
+    """Backbone (pooled features) -> head. The head is BNNeck-style: a projection, then BatchNorm, whose
+    output is both what the loss trains and what retrieval uses (cosine on the normalised features)."""
+
     def __init__(self, backbone: nn.Module, spec: ModelSpec):
         super().__init__()
         self.spec = spec
+        if spec.pooling == "gem":
+            use_gem(backbone, spec.gem_p)
         self.backbone = backbone
         if spec.embed_dim:
             self.head: nn.Module = nn.Sequential(nn.Linear(spec.feature_dim, spec.embed_dim, bias=False), nn.BatchNorm1d(spec.embed_dim))
@@ -48,12 +56,27 @@ class Embedder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """The backbone's layer groups (timm contract) under this module's `backbone.` prefix; the head joins the last."""
+        inner = self.backbone.group_matcher(coarse=coarse)
+
+        def prefixed(pattern: str) -> str:
+            return rf"^backbone\.(?:{pattern.lstrip('^')})"
+
+        out = {}
+        for key, value in inner.items():
+            if isinstance(value, str):
+                out[key] = prefixed(value)
+            else:
+                out[key] = [(prefixed(p), order) for p, order in value]
+        return out
+
 
 def build(backbone: str, pretrained: str, input_size: int, embed_dim: int, crop_pct: float, normalize_input: bool,
-          hub_weights: str = "vggface2") -> Embedder:
+          hub_weights: str = "vggface2", pooling: str = "avg", gem_p: float = 3.0) -> Embedder:
     model, cfg = create_backbone(backbone, pretrained, hub_weights)
     spec = ModelSpec(backbone, input_size or cfg.input_size, cfg.mean, cfg.std, cfg.interpolation, crop_pct,
-                     feature_dim(model), embed_dim, normalize_input)
+                     feature_dim(model), embed_dim, normalize_input, pooling, gem_p)
     return Embedder(model, spec)
 
 

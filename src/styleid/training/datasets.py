@@ -24,3 +24,20 @@ class ImageDataset(Dataset):
         except BadImage as exc:  # checked at fetch; only a file changed since then gets here
             raise BadImage(f"{self.paths[index]}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
         return self.transform(img), self.labels[index]
+
+
+class TrainDataset(ImageDataset):
+    """Training images with a transform per domain: photos get the style augmentations, renders do not."""
+
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int], domains: Sequence[str], photo_transform: Callable,
+                 render_transform: Callable):
+        super().__init__(paths, labels, photo_transform)
+        self.domains, self.render_transform = list(domains), render_transform
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        try:
+            img = load_rgb(self.paths[index])
+        except BadImage as exc:
+            raise BadImage(f"{self.paths[index]}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
+        transform = self.transform if self.domains[index] == "photo" else self.render_transform
+        return transform(img), self.labels[index]

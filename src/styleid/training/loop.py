@@ -21,12 +21,14 @@ from torch.utils.data import DataLoader
 
 from styleid import metrics
 from styleid.embedding import extract
-from styleid.errors import StyleidError
+from styleid.errors import ParamsError, StyleidError
 from styleid.models.embedder import Embedder, build
 from styleid.params import Params
 from styleid.search.index import l2_normalize
-from styleid.training.datasets import ImageDataset
-from styleid.training.losses import create_loss
+from styleid.training.datasets import TrainDataset
+from styleid.training.losses import LossConfig, create_loss
+from styleid.training.optim import create_optimizer, create_scheduler, param_groups
+from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people
 from styleid.training.transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainSet:
     train: list[tuple[Path, str]]  # (image, person)
+    train_domains: list[str] = field(default_factory=list)  # photo | render per training image ([] = all photos)
     holdout: list[tuple[Path, str]] = field(default_factory=list)  # training people's held-out images (val_loss)
     val_query: list[tuple[Path, str]] = field(default_factory=list)  # unseen people (val_score)
     val_gallery: list[tuple[Path, str]] = field(default_factory=list)
@@ -70,7 +73,7 @@ def _stages(backbone: nn.Module) -> list[nn.Module]:
     if hasattr(backbone, "stage_modules"):
         return backbone.stage_modules()
     blocks = getattr(backbone, "blocks", None) or getattr(backbone, "stages", None) or getattr(backbone, "layers", None)
-    tail = [m for name, m in backbone.named_children() if name in ("conv_head", "bn2", "norm", "head_norm", "fc_norm")]
+    tail = [m for name, m in backbone.named_children() if name in ("conv_head", "bn2", "norm", "head_norm", "fc_norm", "global_pool")]
     if blocks is not None:
         return list(blocks) + tail
     return list(backbone.children())
@@ -118,53 +121,88 @@ def _cached_features(model: Embedder, parts: dict[str, list[tuple[Path, str]]], 
     return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
 
 
+def _batch_plan(params: Params, labels: list[int], domains: list[str], gen: torch.Generator) -> Callable[[], list[list[int]]]:
+    """A function giving one epoch's batches (index lists): cross-domain, class-balanced or shuffled."""
+    t, bs = params.train, params.batch_size
+    m = t.m_per_class
+    n_people = len(set(labels))
+    if m and t.cross_domain and has_cross_domain_people(labels, domains):
+        sampler = CrossDomainBatchSampler(labels, domains, m, bs, params.seed)
+        return lambda: list(sampler)
+    if m and bs % m == 0 and m * n_people >= bs:
+        sampler = class_balanced(labels, m, bs)
+        return lambda: [b for b in torch.tensor(list(sampler)).split(bs) if len(b) > 1]
+    if m:
+        log.warning("train: m_per_class=%d does not fit batch_size=%d with %d people; plain shuffling", m, bs, n_people)
+    return lambda: [b for b in torch.randperm(len(labels), generator=gen).split(bs) if len(b) > 1]
+
+
+def _build_model(params: Params) -> Embedder:
+    t, m = params.train, params.model
+    return build(params.backbone, params.pretrained, m.input_size, m.embed_dim, m.crop_pct, t.imagenet_norm,
+                 m.hub_weights, m.pooling, m.gem_p)
+
+
+def _loss_config(t) -> LossConfig:
+    return LossConfig(t.arc_margin, t.arc_scale, t.subcenters, t.ms_epsilon, t.supcon_temperature, t.triplet_margin)
+
+
 def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
     seed_everything(params.seed)
     t = params.train
-    model = build(params.backbone, params.pretrained, params.model.input_size, params.model.embed_dim,
-                  params.model.crop_pct, t.imagenet_norm, params.model.hub_weights)
+    model = _build_model(params)
     apply_freeze(model, t.freeze, t.unfreeze_last_n)
     classes = {p: i for i, p in enumerate(sorted({p for _, p in data.train}))}
-    loss_fn = create_loss(t.loss, model.spec.out_dim, len(classes))
-    trainable = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
-    opt_cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(trainable, lr=params.lr, weight_decay=t.weight_decay)
+    loss_fn = create_loss(t.loss, model.spec.out_dim, len(classes), _loss_config(t))
+    if not any(p.requires_grad for p in [*model.parameters(), *loss_fn.parameters()]):
+        raise ParamsError(f"train: nothing to train: train.freeze=all, model.embed_dim=0 and train.loss={t.loss} has no parameters; "
+                          "set model.embed_dim > 0 or train.freeze to none or last_n")
     cached = backbone_frozen(model) and not t.augment
     start = time.perf_counter()
     ev = eval_transform(model.spec)
     gen = torch.Generator().manual_seed(params.seed)
+    flip = params.embed.flip_tta
 
-    train_labels = _labels([p for _, p in data.train], classes)
+    labels = [classes[p] for _, p in data.train]
+    domains = data.train_domains or ["photo"] * len(labels)
+    next_epoch = _batch_plan(params, labels, domains, gen)
+    steps_per_epoch = max(1, len(next_epoch()))
+    groups = param_groups(model, loss_fn, params.lr, t.weight_decay, t.layer_decay, t.loss_lr)
+    optimizer = create_optimizer(groups, t.optimizer, params.lr, t.weight_decay)
+    scheduler = create_scheduler(optimizer, t.schedule, params.lr, params.epochs * steps_per_epoch, round(t.warmup_epochs * steps_per_epoch))
     hold = [(path, person) for path, person in data.holdout if person in classes]
     if cached:
         feats = _cached_features(model, {"train": data.train, "holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
                                  ev, params.embed.batch_size, t.num_workers)
+    else:
+        dataset = TrainDataset([p for p, _ in data.train], labels, domains,
+                               train_transform(model.spec, t.augment, params.augment, params.split.train_styles, photo=True),
+                               train_transform(model.spec, t.augment, params.augment, params.split.train_styles, photo=False))
     history: list[dict] = []
-    best_state, best_value, best_epoch, bad_epochs, seen = None, -math.inf, 0, 0, 0
+    best_state, best_value, best_epoch, bad_epochs, seen, step = None, -math.inf, 0, 0, 0, 0
     select = t.select_by if (t.select_by == "val_score" and data.val_query) or (t.select_by == "val_loss" and hold) else ("val_score" if data.val_query else "last")
 
     for epoch in range(1, params.epochs + 1):
         set_train_mode(model, t.frozen_bn)
         loss_fn.train()
         total, count = 0.0, 0
+        batches = next_epoch()
         if cached:
-            order = torch.randperm(len(train_labels), generator=gen)
-            batches = [(model.head(feats["train"][idx]), train_labels[idx]) for idx in order.split(params.batch_size) if len(idx) > 1]
-            iterator = ((None, lab, emb) for emb, lab in batches)
+            source = ((None, torch.as_tensor(labels)[idx], feats["train"][idx]) for idx in map(torch.as_tensor, batches))
         else:
-            ds = ImageDataset([p for p, _ in data.train], train_labels.tolist(), train_transform(model.spec, t.augment))
-            loader = DataLoader(ds, batch_size=params.batch_size, shuffle=True, generator=gen, num_workers=t.num_workers, drop_last=len(ds) > params.batch_size)
-            iterator = ((img, lab, None) for img, lab in loader)
-        for step, (images, labels, emb) in enumerate(iterator):
-            if emb is None:
-                emb = model(images)
-            loss = loss_fn(emb, labels)
+            loader = DataLoader(dataset, batch_sampler=batches, num_workers=t.num_workers, generator=gen)
+            source = ((images, lab, None) for images, lab in loader)
+        for images, batch_labels, features in source:
+            emb = model.head(features) if features is not None else model(images.contiguous(memory_format=torch.channels_last))
+            loss = loss_fn(emb, batch_labels)
             _check_finite(loss, epoch, step, params.lr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(labels)
-            count += len(labels)
+            step += 1
+            scheduler.step_update(step)
+            total += loss.item() * len(batch_labels)
+            count += len(batch_labels)
         seen += count
         row = {"epoch": epoch, "train_loss": total / max(count, 1)}
         model.eval()
@@ -177,8 +215,8 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
                 if cached:
                     q, g = model.head(feats["val_query"]).numpy(), model.head(feats["val_gallery"]).numpy()
                 else:
-                    q = extract(model, [p for p, _ in data.val_query], ev, params.embed.batch_size, t.num_workers)
-                    g = extract(model, [p for p, _ in data.val_gallery], ev, params.embed.batch_size, t.num_workers)
+                    q = extract(model, [p for p, _ in data.val_query], ev, params.embed.batch_size, t.num_workers, flip=flip)
+                    g = extract(model, [p for p, _ in data.val_gallery], ev, params.embed.batch_size, t.num_workers, flip=flip)
                 row["val_score"] = _retrieval_score(q, [p for _, p in data.val_query], g, [p for _, p in data.val_gallery])
         history.append(row)
         value = {"val_score": row.get("val_score", 0.0), "val_loss": -row.get("val_loss", 0.0), "last": epoch}[select]

@@ -1,10 +1,30 @@
-"""Training objectives by name. Each maps embeddings + labels to a scalar loss and may own parameters."""
+"""Training objectives by name, from pytorch-metric-learning (the reference's cross-entropy head aside).
+
+Every objective maps (embeddings, labels) to a scalar loss. Classification-style losses own
+class proxies (their `parameters()`), which the optimiser gives their own learning rate; pair
+losses come with the miner that picks the pairs they learn from.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+LOSSES = ("cross_entropy", "arcface", "subcenter_arcface", "multi_similarity", "supcon", "triplet")
+PROXY_LOSSES = ("cross_entropy", "arcface", "subcenter_arcface")  # own per-class parameters
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    arc_margin: float = 28.6  # ArcFace angular margin, degrees
+    arc_scale: float = 30.0  # ArcFace logit scale
+    subcenters: int = 3  # sub-centres per class for subcenter_arcface
+    ms_epsilon: float = 0.1  # multi-similarity miner: pair slack
+    supcon_temperature: float = 0.1  # SupCon temperature
+    triplet_margin: float = 0.2  # triplet margin (cosine distance)
 
 
 class CrossEntropy(nn.Module):
@@ -18,11 +38,34 @@ class CrossEntropy(nn.Module):
         return F.cross_entropy(self.classifier(embeddings), labels)
 
 
-def create_loss(name: str, dim: int, n_classes: int) -> nn.Module:
+class Mined(nn.Module):
+    """A pair/triplet loss fed by its miner (mining skipped outside training, e.g. for val_loss)."""
+
+    def __init__(self, loss: nn.Module, miner: nn.Module | None):
+        super().__init__()
+        self.loss, self.miner = loss, miner
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        pairs = self.miner(embeddings, labels) if self.miner is not None and self.training else None
+        return self.loss(embeddings, labels, pairs)
+
+
+def create_loss(name: str, dim: int, n_classes: int, config: LossConfig = LossConfig()) -> nn.Module:
+    from pytorch_metric_learning import distances, losses, miners
+
     if name == "cross_entropy":
         return CrossEntropy(dim, n_classes)
     if name == "arcface":
-        from pytorch_metric_learning import losses
-
-        return losses.ArcFaceLoss(num_classes=n_classes, embedding_size=dim, margin=28.6, scale=30)
-    raise ValueError(f"unknown loss {name!r}")
+        return losses.ArcFaceLoss(num_classes=n_classes, embedding_size=dim, margin=config.arc_margin, scale=config.arc_scale)
+    if name == "subcenter_arcface":
+        return losses.SubCenterArcFaceLoss(num_classes=n_classes, embedding_size=dim, margin=config.arc_margin,
+                                           scale=config.arc_scale, sub_centers=config.subcenters)
+    if name == "multi_similarity":
+        return Mined(losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(epsilon=config.ms_epsilon))
+    if name == "supcon":
+        return Mined(losses.SupConLoss(temperature=config.supcon_temperature), None)
+    if name == "triplet":
+        cosine = distances.CosineSimilarity()
+        return Mined(losses.TripletMarginLoss(margin=config.triplet_margin, distance=cosine),
+                     miners.TripletMarginMiner(margin=config.triplet_margin, type_of_triplets="hard", distance=cosine))
+    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")

@@ -1,12 +1,24 @@
-"""Image transforms (torchvision v2) built from the model's own input size and normalisation."""
+"""Image transforms (torchvision v2) built from the model's own input size and normalisation.
+
+Training augmentation targets the photo -> rendering gap: geometric and photometric changes,
+and style changes that make a photo look drawn (the stylize renderers allowed for training,
+an edge map, posterization). Every random choice comes from torch's generator, so a seed fixes
+the augmented images.
+"""
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
+import numpy as np
 import torch
+from PIL import Image, ImageFilter, ImageOps
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
+from styleid.data.stylize import stylize
 from styleid.models.embedder import ModelSpec
+from styleid.params import AugmentParams
 
 
 def _interp(name: str) -> InterpolationMode:
@@ -27,14 +39,51 @@ def eval_transform(spec: ModelSpec) -> T.Compose:
     return T.Compose([T.Resize((resize, resize), interpolation=_interp(spec.interpolation), antialias=True), T.CenterCrop(size), *_tail(spec)])
 
 
-def train_transform(spec: ModelSpec, augment: bool) -> T.Compose:
+def _coin(p: float) -> bool:
+    return p > 0 and float(torch.rand(())) < p
+
+
+class StyleAugment:
+    """With probability p, render the photo in one of the styles allowed for training."""
+
+    def __init__(self, styles: Sequence[str], p: float):
+        self.styles, self.p = list(styles), p
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        if not self.styles or not _coin(self.p):
+            return img
+        style = self.styles[int(torch.randint(len(self.styles), ()))]
+        return stylize(img, style, np.random.default_rng(int(torch.randint(2**31 - 1, ()))))
+
+
+class EdgeMap:
+    """With probability p, an inverted edge map: dark strokes on white, like a line drawing."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        if not _coin(self.p):
+            return img
+        edges = img.convert("L").filter(ImageFilter.SMOOTH).filter(ImageFilter.FIND_EDGES)
+        return ImageOps.invert(ImageOps.autocontrast(edges)).convert("RGB")
+
+
+def train_transform(spec: ModelSpec, augment: bool, aug: AugmentParams | None = None, styles: Sequence[str] = (),
+                    photo: bool = True) -> Callable:
+    """Photo-side augmentation first (style, edges; photos only), then geometry, colour, and the model's normalisation."""
     if not augment:
         return eval_transform(spec)
+    aug = aug or AugmentParams()
     size = spec.input_size
+    style_steps = [StyleAugment(styles, aug.style), EdgeMap(aug.edges)] if photo else []
     return T.Compose([
-        T.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.85, 1.15), interpolation=_interp(spec.interpolation), antialias=True),
-        T.RandomHorizontalFlip(),
-        T.RandomApply([T.ColorJitter(0.3, 0.3, 0.3, 0.05)], p=0.8),
-        T.RandomGrayscale(p=0.1),
+        *style_steps,
+        T.RandomResizedCrop(size, scale=(aug.crop_scale, 1.0), ratio=(0.85, 1.15), interpolation=_interp(spec.interpolation), antialias=True),
+        T.RandomHorizontalFlip(aug.flip),
+        T.RandomApply([T.ColorJitter(0.3, 0.3, 0.3, 0.05)], p=aug.color_jitter),
+        T.RandomGrayscale(p=aug.grayscale),
+        T.RandomApply([T.GaussianBlur(5, sigma=(0.1, 2.0))], p=aug.blur),
+        T.RandomPosterize(bits=3, p=aug.posterize),
         *_tail(spec),
     ])

@@ -1,0 +1,94 @@
+"""Re-ranking after the index search, on L2-normalised embeddings.
+
+- aqe: alpha-weighted query expansion (Radenovic et al., 2018): the query moves towards its
+  top-k gallery images, weighted by similarity ** alpha, and the candidates are scored again.
+- kreciprocal: k-reciprocal encoding (Zhong et al., 2017): two images are close when their
+  k-reciprocal neighbourhoods overlap (Jaccard distance), blended with the original distance.
+  It needs all query and gallery vectors at once, so it is for galleries up to tens of thousands.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from styleid.errors import ParamsError
+
+KRECIPROCAL_MAX = 20_000  # queries + gallery images; the method builds an n x n matrix
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def aqe(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, k: int, alpha: float) -> np.ndarray:
+    """Reorder each query's candidate gallery rows (n_q, depth) after alpha query expansion."""
+    top = candidates[:, :k]
+    sims = np.einsum("qd,qkd->qk", queries, gallery[top])
+    weights = np.maximum(sims, 0.0) ** alpha
+    expanded = _normalize(queries + np.einsum("qk,qkd->qd", weights, gallery[top]))
+    scores = np.einsum("qd,qcd->qc", expanded, gallery[candidates])
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1)
+
+
+def _reciprocal(rank: np.ndarray, i: int, k: int) -> np.ndarray:
+    forward = rank[i, : k + 1]
+    backward = rank[forward, : k + 1]
+    return forward[(backward == i).any(axis=1)]
+
+
+def kreciprocal_distance(queries: np.ndarray, gallery: np.ndarray, k1: int, k2: int, lambda_value: float) -> np.ndarray:
+    """Query x gallery distance after k-reciprocal re-ranking (smaller is closer)."""
+    n_q = len(queries)
+    feats = np.concatenate([queries, gallery]).astype(np.float32)
+    n = len(feats)
+    if n > KRECIPROCAL_MAX:
+        raise ParamsError(f"retrieve.rerank: kreciprocal needs an n x n matrix; {n} images is over {KRECIPROCAL_MAX}; use aqe")
+    dist = np.maximum(2.0 - 2.0 * feats @ feats.T, 0.0)
+    original = (dist / np.maximum(dist.max(axis=0, keepdims=True), 1e-12)).T
+    k1 = min(k1, n - 1)
+    rank = np.argsort(dist, axis=1, kind="stable")[:, : k1 + 1]
+    v = np.zeros((n, n), np.float32)
+    half = int(round(k1 / 2))
+    for i in range(n):
+        recip = _reciprocal(rank, i, k1)
+        expansion = recip
+        for j in recip:
+            candidate = _reciprocal(rank, j, half)
+            if len(np.intersect1d(candidate, recip)) > 2 / 3 * len(candidate):
+                expansion = np.union1d(expansion, candidate)
+        expansion = np.unique(expansion)
+        weight = np.exp(-dist[i, expansion])
+        v[i, expansion] = weight / weight.sum()
+    if k2 > 1:
+        v = np.stack([v[rank[i, :k2]].mean(axis=0) for i in range(n)])
+    holders = [np.nonzero(v[:, j])[0] for j in range(n)]
+    jaccard = np.zeros((n_q, n), np.float32)
+    for i in range(n_q):
+        overlap = np.zeros(n, np.float32)
+        for j in np.nonzero(v[i])[0]:
+            overlap[holders[j]] += np.minimum(v[i, j], v[holders[j], j])
+        jaccard[i] = 1.0 - overlap / (2.0 - overlap)
+    final = jaccard * (1 - lambda_value) + original[:n_q] * lambda_value
+    return final[:, n_q:]
+
+
+def kreciprocal(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, k1: int, k2: int, lambda_value: float) -> np.ndarray:
+    dist = kreciprocal_distance(queries, gallery, k1, k2, lambda_value)
+    scores = np.take_along_axis(dist, candidates, axis=1)
+    order = np.argsort(scores, axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1)
+
+
+def rerank(method: str, queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, *, aqe_k: int = 3,
+           aqe_alpha: float = 3.0, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> np.ndarray:
+    """Reorder candidates (n_q, depth) of gallery row ids; -1 entries (index returned fewer) stay last."""
+    if method == "none" or len(candidates) == 0:
+        return candidates
+    if (candidates < 0).any():
+        raise ValueError("rerank needs full candidate lists; search with depth <= gallery size")
+    if method == "aqe":
+        return aqe(queries, gallery, candidates, aqe_k, aqe_alpha)
+    if method == "kreciprocal":
+        return kreciprocal(queries, gallery, candidates, k1, k2, lambda_value)
+    raise ValueError(f"unknown rerank {method!r}")

@@ -1,0 +1,66 @@
+"""Batch composition: class-balanced (m images per person), and cross-domain pairing.
+
+Metric losses need positives in every batch: pytorch-metric-learning's MPerClassSampler puts m
+images of each sampled person in a batch. When people have both photos and renders, the
+cross-domain sampler splits those m between the two domains, so every positive pair the loss
+sees can cross the gap the test asks it to cross.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+def class_balanced(labels: Sequence[int], m: int, batch_size: int) -> Sampler[int]:
+    from pytorch_metric_learning.samplers import MPerClassSampler
+
+    return MPerClassSampler(list(labels), m=m, batch_size=batch_size, length_before_new_iter=len(labels))
+
+
+class CrossDomainBatchSampler(Sampler[list[int]]):
+    """Batches of batch_size // m people, m images each, half photos and half renders where a person has both."""
+
+    def __init__(self, labels: Sequence[int], domains: Sequence[str], m: int, batch_size: int, seed: int):
+        self.m, self.people_per_batch = m, max(1, batch_size // m)
+        self.by_person: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for index, (label, domain) in enumerate(zip(labels, domains)):
+            self.by_person[label][domain].append(index)
+        self.people = sorted(self.by_person)
+        self.n_batches = max(1, len(labels) // (self.people_per_batch * m))
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def _take(self, pool: list[int], n: int, rng: np.random.Generator) -> list[int]:
+        return list(rng.choice(pool, size=n, replace=len(pool) < n))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, 73, self.epoch])
+        self.epoch += 1
+        queue: list[int] = []
+        for _ in range(self.n_batches):
+            if len(queue) < self.people_per_batch:
+                queue += list(rng.permutation(self.people))
+            chosen, queue = queue[: self.people_per_batch], queue[self.people_per_batch :]
+            batch: list[int] = []
+            for person in chosen:
+                domains = self.by_person[person]
+                if len(domains) >= 2:
+                    photos, renders = domains.get("photo", []), [i for d, idx in domains.items() if d != "photo" for i in idx]
+                    half = self.m // 2
+                    batch += self._take(photos, self.m - half, rng) + self._take(renders, half, rng)
+                else:
+                    batch += self._take(next(iter(domains.values())), self.m, rng)
+            yield [int(i) for i in batch]
+
+
+def has_cross_domain_people(labels: Sequence[int], domains: Sequence[str]) -> bool:
+    seen: dict[int, set[str]] = defaultdict(set)
+    for label, domain in zip(labels, domains):
+        seen[label].add(domain)
+    return any(len(d) >= 2 for d in seen.values())

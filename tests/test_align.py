@@ -1,0 +1,52 @@
+"""Face alignment: MTCNN finds a real face, falls back to a centred crop elsewhere, caches crops."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from styleid.data.align import AlignSettings, FaceAligner, _face_square, align_files
+
+pytest.importorskip("facenet_pytorch")
+SETTINGS = AlignSettings("mtcnn", 96, 0.2)
+
+
+def _sample(name: str) -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)())
+
+
+def test_finds_the_astronauts_face():
+    aligner = FaceAligner(SETTINGS)
+    image = _sample("astronaut")
+    x1, y1, x2, y2 = aligner.face_box(image)
+    assert 160 < x1 < 200 and 40 < y1 < 90 and 250 < x2 < 290 and 150 < y2 < 200  # her face, not the flag or suit
+    result = aligner(image)
+    assert result.found and result.crop.size == (96, 96)
+
+
+def test_falls_back_to_a_centred_crop_without_a_face():
+    result = FaceAligner(SETTINGS)(_sample("coffee"))
+    assert not result.found and result.crop.size == (96, 96)
+
+
+@pytest.mark.parametrize("box,size", [((0, 0, 50, 60), (100, 80)), ((70, 50, 100, 80), (100, 80)), ((-5, -5, 200, 200), (100, 80))])
+def test_face_square_stays_inside_the_image(box, size):
+    left, top, right, bottom = _face_square(box, size, 0.5)
+    assert 0 <= left < right <= size[0] and 0 <= top < bottom <= size[1] and right - left == bottom - top
+
+
+def test_align_files_caches_and_counts_fallbacks(tmp_path):
+    files = []
+    for name in ("astronaut", "coffee"):
+        files.append(tmp_path / f"{name}.jpg")
+        _sample(name).save(files[-1])
+    out = tmp_path / "aligned"
+    mapping, computed, fallbacks = align_files(files, out, SETTINGS)
+    assert computed == 2 and fallbacks == 1 and set(mapping) == {f.as_posix() for f in files}
+    assert all(Image.open(crop).size == (96, 96) for crop in mapping.values())
+    again, computed, fallbacks = align_files(files, out, SETTINGS)
+    assert again == mapping and computed == 0 and fallbacks == 1  # cached, and still counted
+    other, computed, _ = align_files(files, out, AlignSettings("mtcnn", 64, 0.2))
+    assert computed == 2 and set(other.values()).isdisjoint(mapping.values())  # a new setting is a new crop
