@@ -35,7 +35,7 @@ def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
         result = train(params, data, log_epoch)
     save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch})
     summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),
-               "train_images_per_s": round(result.images_seen / max(result.seconds, 1e-9), 2), **{f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"}}
+               "train_images_per_s": round(result.images_seen / max(result.step_seconds, 1e-9), 2), **{f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"}}
     best = result.history[result.best_epoch - 1]
     summary.update({f"best_{k}": round(v, 6) for k, v in best.items() if k != "epoch"})
     write_json(METRICS / "train.json", summary)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -64,6 +65,9 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
     submission = json.loads((repo / "submission.json").read_text())
     assert len(submission) == first["n_queries"] and all(len(v) == 10 for v in submission.values())
 
+    _check_panels(repo)
+    _check_search_command(repo)
+
     again = run(repo, "dvc", "repro")
     for stage in ("split", "train", "embed", "index", "retrieve", "evaluate"):
         assert f"Stage '{stage}' didn't change, skipping" in again
@@ -79,6 +83,62 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
     shown = run(repo, "dvc", "exp", "show", "--no-pager", "--csv")
     assert "lr001" in shown and "0.01" in shown
     assert "score" in run(repo, "dvc", "metrics", "diff", "--all")
+
+
+def _check_panels(repo: Path) -> None:
+    """Panels exist for a sample of queries, one row each, and their frames match the ranking's hits."""
+    from PIL import Image
+
+    from styleid.panels import HIT, MISS, frame_pixel
+
+    ids = np.load(repo / "data" / "retrieved.npz")["ids"]
+    queries = json.loads((repo / "data" / "embeddings" / "query.json").read_text())
+    gallery = json.loads((repo / "data" / "embeddings" / "gallery.json").read_text())
+    panels = sorted((repo / "plots" / "panels").glob("q*.png"))
+    assert len(panels) == 8
+    sizes = {Image.open(p).size for p in panels}
+    assert len(sizes) == 1 and next(iter(sizes))[0] > 10 * next(iter(sizes))[1]  # one row: query + 10 results
+    for path in panels:
+        q = int(path.stem[1:])
+        expected = [HIT if gallery[i]["person"] == queries[q]["person"] else MISS for i in ids[q][:10]]
+        panel = Image.open(path).convert("RGB")
+        assert [frame_pixel(panel, k) for k in range(10)] == expected
+
+
+def _check_search_command(repo: Path) -> None:
+    """`styleid search` on the built index: ranked gallery names with scores, and a panel image."""
+    from PIL import Image
+
+    queries = json.loads((repo / "data" / "embeddings" / "query.json").read_text())
+    names = set(json.loads((repo / "models" / "gallery_ids.json").read_text())["names"])
+    out = run(repo, sys.executable, "-m", "styleid.cli", "search", queries[0]["file"], queries[1]["file"], "--top-k", "5", "--panel", "found.png")
+    listed = [line.split()[-1] for line in out.splitlines() if line.startswith("  ")]
+    assert len(listed) == 10 and set(listed) <= names
+    assert Image.open(repo / "found.png").height > 2 * 100  # two rows
+    assert "--top-k" in run(repo, sys.executable, "-m", "styleid.cli", "search", "--help")
+    empty = repo.parent / "empty"
+    empty.mkdir()
+    (empty / "params.yaml").write_text((repo / "params.yaml").read_text())
+    proc = subprocess.run([sys.executable, "-m", "styleid.cli", "search", queries[0]["file"]], cwd=empty, capture_output=True, text=True)
+    assert proc.returncode == 1 and "dvc repro train" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tmp_path):
+    repo = make_repo(tmp_path / "repo", TINY)
+    run(repo, "dvc", "repro")
+    run(repo, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "results")
+    run(repo, "dvc", "push")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    run(clone, "dvc", "pull")
+    for artifact in ("metrics/eval.json", "models/model.safetensors", "models/gallery.faiss", "submission.json"):
+        assert (clone / artifact).is_file(), artifact
+    assert metrics_of(clone) == metrics_of(repo)
+    out = run(clone, "dvc", "repro")
+    assert "Running stage 'train'" not in out and "Running stage 'embed'" not in out and "Running stage 'index'" not in out
+    assert "Stage 'evaluate' didn't change, skipping" in out
 
 
 def _copy_people(src: Path, dest: Path, people: list[str], per: int) -> None:
@@ -111,6 +171,16 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
     assert splits["layout"] == "domains" and splits["protocol"] == "open"
     assert not {e["person"] for e in splits["train"]} & {e["person"] for e in splits["query"]}
     assert all("caricatures/" in e["name"] for e in splits["gallery"]) and car["n_gallery"] == len(splits["gallery"])
+
+    # face backbone and alignment, offline: crops for every image, fallbacks counted, the model reads the crops
+    out = run(repo, "dvc", "exp", "run", "-S", f"data.source={small_car}", "-S", "backbone=facenet", "-S", "model.input_size=0",
+              "-S", "data.align=mtcnn", "-S", "data.align_size=128")
+    align = json.loads((repo / "metrics" / "align.json").read_text())
+    assert align["align_images"] == len({e["file"] for part in splits.values() if isinstance(part, list) for e in part})
+    assert 0 <= align["align_fallbacks"] < align["align_images"] and "no face found in" in out
+    model = json.loads((repo / "models" / "model.json").read_text())
+    assert model["backbone"] == "facenet" and model["input_size"] == 160
+    assert metrics_of(repo)["n_queries"] == car["n_queries"]  # same split, other model
 
 
 def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):

@@ -198,6 +198,14 @@ class RetrieveParams:
 
 
 @dataclass(frozen=True)
+class EvaluateParams:
+    panels: int = 8  # queries drawn (seeded) for the qualitative panels
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.panels <= 1000, "evaluate.panels", "must be in [0, 1000]")
+
+
+@dataclass(frozen=True)
 class Params:
     backbone: str = "tf_efficientnet_lite0"  # any timm model name
     pretrained: str = "offline"  # offline | hub | none | path to a weights file
@@ -213,6 +221,7 @@ class Params:
     embed: EmbedParams = field(default_factory=EmbedParams)
     index: IndexParams = field(default_factory=IndexParams)
     retrieve: RetrieveParams = field(default_factory=RetrieveParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
     def __post_init__(self) -> None:
         _check(bool(self.backbone.strip()), "backbone", "must name a timm model")

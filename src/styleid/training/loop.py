@@ -50,6 +50,7 @@ class TrainResult:
     history: list[dict]
     seconds: float
     images_seen: int
+    step_seconds: float = 0.0  # time inside training batches (loading, forward, backward, step), validation excluded
 
 
 def seed_everything(seed: int) -> None:
@@ -75,7 +76,7 @@ def _stages(backbone: nn.Module) -> list[nn.Module]:
     blocks = getattr(backbone, "blocks", None) or getattr(backbone, "stages", None) or getattr(backbone, "layers", None)
     tail = [m for name, m in backbone.named_children() if name in ("conv_head", "bn2", "norm", "head_norm", "fc_norm", "global_pool")]
     if blocks is not None:
-        return list(blocks) + tail
+        return list(blocks) + ([nn.ModuleList(tail)] if tail else [])  # the head layers count as one stage
     return list(backbone.children())
 
 
@@ -86,15 +87,18 @@ def backbone_frozen(model: Embedder) -> bool:
 def set_train_mode(model: Embedder, frozen_bn: bool = False) -> None:
     """Train mode, except BatchNorm statistics where they must not move.
 
-    A frozen backbone keeps its statistics; so does one whose BN was folded into the convolutions
-    (facenet offline: see models/facenet.py) or when train.frozen_bn asks for it.
+    Frozen layers keep their statistics (freeze: all or last_n); so does a backbone whose BN was
+    folded into the convolutions (facenet offline: see models/facenet.py), or any backbone when
+    train.frozen_bn asks for it.
     """
     model.train()
     if backbone_frozen(model):
-        model.backbone.eval()
-    elif frozen_bn or getattr(model.backbone, "frozen_bn", False):
-        for module in model.backbone.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        model.backbone.eval()  # dropout off too: a frozen backbone is a fixed feature extractor
+        return
+    keep_all = frozen_bn or getattr(model.backbone, "frozen_bn", False)
+    for module in model.backbone.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if keep_all or not any(p.requires_grad for p in module.parameters()):
                 module.eval()
 
 
@@ -118,6 +122,17 @@ def _cached_features(model: Embedder, parts: dict[str, list[tuple[Path, str]]], 
     unique = list(dict.fromkeys(path for pairs in parts.values() for path, _ in pairs))
     row = {path: i for i, path in enumerate(unique)}
     every = torch.from_numpy(extract(model.backbone, unique, transform, batch_size, num_workers, "train: backbone features"))
+    return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
+
+
+def _embed_parts(model: Embedder, parts: dict[str, list[tuple[Path, str]]], transform: Callable, batch_size: int,
+                 num_workers: int, flip: bool) -> dict[str, torch.Tensor]:
+    """Embed each image once across parts (closed protocol: the held-out images are the val images)."""
+    unique = list(dict.fromkeys(path for pairs in parts.values() for path, _ in pairs))
+    if not unique:
+        return {}
+    row = {path: i for i, path in enumerate(unique)}
+    every = torch.from_numpy(extract(model, unique, transform, batch_size, num_workers, "train: validation", flip=flip))
     return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
 
 
@@ -179,13 +194,14 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
                                train_transform(model.spec, t.augment, params.augment, params.split.train_styles, photo=True),
                                train_transform(model.spec, t.augment, params.augment, params.split.train_styles, photo=False))
     history: list[dict] = []
-    best_state, best_value, best_epoch, bad_epochs, seen, step = None, -math.inf, 0, 0, 0, 0
+    best_state, best_value, best_epoch, bad_epochs, seen, step, step_seconds = None, -math.inf, 0, 0, 0, 0, 0.0
     select = t.select_by if (t.select_by == "val_score" and data.val_query) or (t.select_by == "val_loss" and hold) else ("val_score" if data.val_query else "last")
 
     for epoch in range(1, params.epochs + 1):
         set_train_mode(model, t.frozen_bn)
         loss_fn.train()
         total, count = 0.0, 0
+        epoch_start = time.perf_counter()
         batches = next_epoch()
         if cached:
             source = ((None, torch.as_tensor(labels)[idx], feats["train"][idx]) for idx in map(torch.as_tensor, batches))
@@ -204,20 +220,21 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
             total += loss.item() * len(batch_labels)
             count += len(batch_labels)
         seen += count
+        step_seconds += time.perf_counter() - epoch_start
         row = {"epoch": epoch, "train_loss": total / max(count, 1)}
         model.eval()
         loss_fn.eval()
         with torch.inference_mode():
+            if cached:
+                val = {name: model.head(feats[name]) for name in ("holdout", "val_query", "val_gallery") if name in feats}
+            else:
+                val = _embed_parts(model, {"holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
+                                   ev, params.embed.batch_size, t.num_workers, flip)
             if hold:
-                emb = model.head(feats["holdout"]) if cached else torch.from_numpy(extract(model, [p for p, _ in hold], ev, params.embed.batch_size, t.num_workers))
-                row["val_loss"] = float(loss_fn(emb, _labels([p for _, p in hold], classes)))
+                row["val_loss"] = float(loss_fn(val["holdout"], _labels([p for _, p in hold], classes)))
             if data.val_query and data.val_gallery:
-                if cached:
-                    q, g = model.head(feats["val_query"]).numpy(), model.head(feats["val_gallery"]).numpy()
-                else:
-                    q = extract(model, [p for p, _ in data.val_query], ev, params.embed.batch_size, t.num_workers, flip=flip)
-                    g = extract(model, [p for p, _ in data.val_gallery], ev, params.embed.batch_size, t.num_workers, flip=flip)
-                row["val_score"] = _retrieval_score(q, [p for _, p in data.val_query], g, [p for _, p in data.val_gallery])
+                row["val_score"] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
+                                                    val["val_gallery"].numpy(), [p for _, p in data.val_gallery])
         history.append(row)
         value = {"val_score": row.get("val_score", 0.0), "val_loss": -row.get("val_loss", 0.0), "last": epoch}[select]
         improved = value > best_value
@@ -234,4 +251,4 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
             break
     model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(model, best_epoch, history, time.perf_counter() - start, seen)
+    return TrainResult(model, best_epoch, history, time.perf_counter() - start, seen, step_seconds)

@@ -43,15 +43,21 @@ class CrossDomainBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, 73, self.epoch])
         self.epoch += 1
         queue: list[int] = []
+        wanted = min(self.people_per_batch, len(self.people))
         for _ in range(self.n_batches):
-            if len(queue) < self.people_per_batch:
-                queue += list(rng.permutation(self.people))
-            chosen, queue = queue[: self.people_per_batch], queue[self.people_per_batch :]
+            chosen: list[int] = []
+            while len(chosen) < wanted:  # each person once per batch, everyone once per pass
+                if not queue:
+                    queue = [int(p) for p in rng.permutation(self.people)]
+                person = queue.pop(0)
+                if person not in chosen:
+                    chosen.append(person)
             batch: list[int] = []
             for person in chosen:
                 domains = self.by_person[person]
                 if len(domains) >= 2:
-                    photos, renders = domains.get("photo", []), [i for d, idx in domains.items() if d != "photo" for i in idx]
+                    renders = [i for d, idx in domains.items() if d != "photo" for i in idx]
+                    photos = domains.get("photo") or renders
                     half = self.m // 2
                     batch += self._take(photos, self.m - half, rng) + self._take(renders, half, rng)
                 else:

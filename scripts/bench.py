@@ -1,0 +1,182 @@
+"""Benchmarks: styleid's stages against what the hardware allows. Writes metrics/bench.json and prints one table.
+
+    python scripts/bench.py [--vectors 200000] [--queries 10000] [--dim 512] [--images 256]
+
+- embed_vs_forward: the embed path (decode + transform in a DataLoader, batched, inference_mode,
+  channels_last) in images/s, over the bare model forward pass on the same images already in memory.
+- train_vs_forward_backward: the training loop's images/s (decode, augmentation, forward, backward,
+  optimiser step; validation excluded) over a bare forward+backward on in-memory tensors.
+- noop_repro_seconds: `dvc repro` in a finished copy of the pipeline, nothing to do.
+- FAISS: per index_factory string, build seconds, queries/s and recall@10 against exact search,
+  on random unit vectors.
+No timed asserts anywhere: these are measurements, run by `make bench`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+
+REPO = Path(__file__).resolve().parents[1]
+FACTORIES = ["Flat", "HNSW32", "IVF1024,Flat", "IVF1024,PQ64"]
+
+
+def _images(n: int, size: int, root: Path) -> list[Path]:
+    from styleid.data.synthetic import generate
+
+    people = max(6, n // 8)
+    generate(root, seed=0, people=people, photos=4, renders=4, size=size)
+    files = sorted(root.rglob("*.png"))[:n]
+    return files
+
+
+def bench_embed(files: list[Path], backbone: str, batch_size: int, workers: int) -> dict:
+    from styleid.embedding import extract
+    from styleid.models.embedder import build
+    from styleid.training.transforms import eval_transform
+
+    model = build(backbone, "offline", 0, 0, 1.0, True).eval()
+    tf = eval_transform(model.spec)
+    extract(model, files[:batch_size], tf, batch_size, 0)  # warm-up
+    start = time.perf_counter()
+    extract(model, files, tf, batch_size, workers)
+    pipeline_ips = len(files) / (time.perf_counter() - start)
+    from styleid.images import load_rgb
+
+    tensors = torch.stack([tf(load_rgb(f)) for f in files]).contiguous(memory_format=torch.channels_last)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in tensors.split(batch_size):
+            model(batch)
+    forward_ips = len(files) / (time.perf_counter() - start)
+    return {"embed_images_per_s": round(pipeline_ips, 2), "forward_images_per_s": round(forward_ips, 2),
+            "embed_vs_forward": round(pipeline_ips / forward_ips, 3)}
+
+
+def bench_train(root: Path, backbone: str, batch_size: int, workers: int) -> dict:
+    from styleid.models.embedder import build
+    from styleid.params import params_from_dict
+    from styleid.training.loop import TrainSet, apply_freeze, train
+
+    pairs = [(f, f.parent.name) for f in sorted((root / "photos").rglob("*.png"))]
+    raw = {"backbone": backbone, "epochs": 1, "batch_size": batch_size,
+           "train": {"freeze": "none", "loss": "arcface", "augment": True, "num_workers": workers, "m_per_class": 4}}
+    params = params_from_dict(raw)
+    result = train(params, TrainSet(pairs))
+    loop_ips = result.images_seen / result.step_seconds
+    model = build(backbone, "offline", 0, 0, 1.0, True)
+    apply_freeze(model, "none", 1)
+    model.train()
+    x = torch.randn(batch_size, 3, model.spec.input_size, model.spec.input_size).contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model(x).pow(2).mean().backward()  # warm-up
+    steps = max(2, len(pairs) // batch_size)
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+    bare_ips = steps * batch_size / (time.perf_counter() - start)
+    return {"train_images_per_s": round(loop_ips, 2), "forward_backward_images_per_s": round(bare_ips, 2),
+            "train_vs_forward_backward": round(loop_ips / bare_ips, 3)}
+
+
+def bench_noop_repro() -> dict:
+    """A finished tiny pipeline in a temporary git repo; time a `dvc repro` that has nothing to do."""
+    tmp = Path(tempfile.mkdtemp(prefix="styleid-bench-"))
+    try:
+        files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+        for rel in files:
+            if rel.startswith(("src/", "stages/", ".dvc/")) or rel in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / rel, tmp / rel)
+        import yaml
+
+        params = yaml.safe_load((tmp / "params.yaml").read_text())
+        params["epochs"] = 1
+        params["data"]["synthetic"].update(people=12, photos=3, renders=3, image_size=64)
+        params["model"]["input_size"] = 64
+        params["backbone"] = "tf_efficientnet_lite0"
+        (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        for cmd in (["git", "init", "-q"], ["git", "-c", "user.email=b@b", "-c", "user.name=b", "add", "-A"],
+                    ["git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "bench"], ["dvc", "repro", "-q"]):
+            subprocess.run(cmd, cwd=tmp, env=env, check=True, capture_output=True)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run(["dvc", "repro", "-q"], cwd=tmp, env=env, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        return {"noop_repro_seconds": round(min(times), 3)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_faiss(n: int, n_queries: int, dim: int, factories: list[str]) -> dict:
+    from styleid.search import index as faiss_index
+
+    rng = np.random.default_rng(0)
+    base = faiss_index.l2_normalize(rng.standard_normal((n, dim)).astype(np.float32))
+    # queries near database vectors, as real queries sit near their matches
+    queries = faiss_index.l2_normalize(base[rng.choice(n, n_queries, replace=False)] + 0.3 * rng.standard_normal((n_queries, dim)).astype(np.float32) / np.sqrt(dim) * 4)
+    out, truth = {}, None
+    for factory in factories:
+        start = time.perf_counter()
+        index = faiss_index.build(base, factory, seed=0)
+        build_s = time.perf_counter() - start
+        faiss_index.set_search_params(index, nprobe=16, ef_search=64)
+        start = time.perf_counter()
+        _, ids = faiss_index.search(index, queries, 10)
+        qps = n_queries / (time.perf_counter() - start)
+        if truth is None:
+            truth = ids
+        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)]))
+        out[factory] = {"build_s": round(build_s, 3), "qps": round(qps, 1), "recall_at_10": round(recall, 4)}
+    return out
+
+
+def main(vectors: int = typer.Option(200_000, help="database vectors for the FAISS benchmark"),
+         queries: int = typer.Option(10_000, help="queries for the FAISS benchmark"),
+         dim: int = typer.Option(512, help="vector size"),
+         images: int = typer.Option(256, help="images for the embed and train benchmarks"),
+         backbone: str = typer.Option("facenet", help="backbone for the embed and train benchmarks"),
+         workers: int = typer.Option(1, help="DataLoader workers for the embed and train paths"),
+         out: Path = typer.Option(REPO / "metrics" / "bench.json")) -> None:
+    torch.manual_seed(0)
+    root = Path(tempfile.mkdtemp(prefix="styleid-bench-img-"))
+    try:
+        files = _images(images, 160, root)
+        result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                             f"{torch.get_num_threads()} threads", "backbone": backbone}
+        result.update(bench_embed(files, backbone, 64, workers))
+        result.update(bench_train(root, backbone, 32, workers))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result.update(bench_noop_repro())
+    result["faiss"] = {"vectors": vectors, "queries": queries, "dim": dim, **bench_faiss(vectors, queries, dim, FACTORIES)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"| measure | value | goal |\n|---|---|---|")
+    print(f"| embed_vs_forward ({result['embed_images_per_s']} vs {result['forward_images_per_s']} img/s) | {result['embed_vs_forward']} | >= 0.9 |")
+    print(f"| train_vs_forward_backward ({result['train_images_per_s']} vs {result['forward_backward_images_per_s']} img/s) | {result['train_vs_forward_backward']} | >= 0.85 |")
+    print(f"| noop_repro_seconds | {result['noop_repro_seconds']} | < 3 |")
+    print(f"\n| index ({vectors} x {dim}, {queries} queries) | build s | queries/s | recall@10 vs Flat |\n|---|---|---|---|")
+    for factory in FACTORIES:
+        r = result["faiss"][factory]
+        print(f"| {factory} | {r['build_s']} | {r['qps']} | {r['recall_at_10']} |")
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,114 @@
+"""`styleid`: commands for people, on top of a pipeline that `dvc repro` has built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import typer
+
+from styleid.errors import StyleidError
+from styleid.pipeline import EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, stage
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="styleid: find a person's stylized renderings from a photo. Build the model and index with `dvc repro` first.")
+
+
+@app.callback()
+def main() -> None:
+    """styleid: cross-domain identity retrieval (photo -> cartoons, caricatures, renders)."""
+
+
+def _need(path: Path, target: str) -> None:
+    if not path.exists():
+        raise StyleidError(f"{path}: missing; run `dvc repro {target}` to build it")
+
+
+def _embed_photos(photos: List[Path], params) -> np.ndarray:
+    from PIL import Image
+
+    from styleid.data.align import AlignSettings, FaceAligner
+    from styleid.images import load_rgb
+    from styleid.models.embedder import load
+    from styleid.search.index import l2_normalize
+    from styleid.training.transforms import eval_transform
+
+    model = load(MODEL_DIR)
+    transform = eval_transform(model.spec)
+    aligner = FaceAligner(AlignSettings(params.data.align, params.data.align_size, params.data.align_margin)) \
+        if params.data.align == "mtcnn" else None
+    images: list[Image.Image] = []
+    for photo in photos:
+        img = load_rgb(photo)  # a bad file is a one-line error naming it
+        images.append(aligner(img).crop if aligner else img)
+    import torch
+    import torch.nn.functional as F
+
+    batch = torch.stack([transform(img) for img in images])
+    with torch.inference_mode():
+        out = model(batch)
+        if params.embed.flip_tta:
+            out = F.normalize(out, dim=1) + F.normalize(model(batch.flip(-1)), dim=1)
+    return l2_normalize(out.numpy())
+
+
+@app.command("search")
+@stage
+def search(photos: List[Path] = typer.Argument(..., help="photos of the people to look for"),
+           top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="gallery images per photo"),
+           panel: Path = typer.Option(Path("search_panel.png"), "--panel", help="where to write the picture of the results"),
+           params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
+    """Rank the indexed gallery for each PHOTO: prints gallery files with scores and writes a panel image."""
+    from PIL import Image
+
+    from styleid.fileio import atomic_path, read_json
+    from styleid.panels import make_panel
+    from styleid.params import load_params
+    from styleid.search import index as faiss_index
+    from styleid.search.rerank import rerank
+
+    for photo in photos:
+        if not photo.is_file():
+            raise StyleidError(f"{photo}: no such file")
+    params = load_params(params_file)
+    _need(MODEL_DIR / "model.safetensors", "train")
+    _need(INDEX, "index")
+    _need(INDEX_IDS, "index")
+    gallery_meta = read_json(EMBEDDINGS / "gallery.json") if (EMBEDDINGS / "gallery.json").is_file() else None
+    names = read_json(INDEX_IDS)["names"]
+    top_k = min(top_k, len(names))
+    queries = _embed_photos(photos, params)
+    index = faiss_index.load(INDEX)
+    faiss_index.set_search_params(index, params.index.nprobe, params.index.ef_search)
+    r = params.retrieve
+    depth = min(len(names), max(top_k, r.depth))
+    scores, ids = faiss_index.search(index, queries, depth)
+    if r.rerank != "none" and (EMBEDDINGS / "gallery.npy").is_file() and (ids >= 0).all():
+        gallery = np.load(EMBEDDINGS / "gallery.npy")
+        ids = rerank(r.rerank, queries, gallery, ids, aqe_k=r.aqe_k, aqe_alpha=r.aqe_alpha, k1=r.k1, k2=r.k2, lambda_value=r.lambda_value)
+        scores = np.einsum("qd,qkd->qk", queries, gallery[ids])
+    rows = []
+    for photo, row_ids, row_scores in zip(photos, ids, scores):
+        typer.echo(f"{photo}:")
+        files = []
+        for rank, (i, s) in enumerate(zip(row_ids[:top_k], row_scores[:top_k]), start=1):
+            if i < 0:
+                continue
+            file = gallery_meta[i]["file"] if gallery_meta else names[i]
+            files.append(Path(file))
+            typer.echo(f"  {rank:3d}  {s:.4f}  {names[i]}")
+        rows.append(make_panel(photo, files, [None] * len(files)))
+    width = max(p.width for p in rows)
+    sheet = Image.new("RGB", (width, sum(p.height for p in rows)), (255, 255, 255))
+    y = 0
+    for p in rows:
+        sheet.paste(p, (0, y))
+        y += p.height
+    with atomic_path(panel) as tmp:
+        sheet.save(tmp, format="PNG")
+    typer.echo(f"panel: {panel}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,168 @@
+"""Training components: loss wiring, batch composition, freezing, layer decay, schedule, augmentation, GeM, flip TTA."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styleid.models.embedder import build
+from styleid.models.pooling import GeM
+from styleid.params import AugmentParams, params_from_dict
+from styleid.training import losses
+from styleid.training.loop import apply_freeze, train, TrainSet
+from styleid.training.optim import create_optimizer, create_scheduler, param_groups
+from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people
+from styleid.training.transforms import train_transform
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return build("tf_efficientnet_lite0", "none", 64, 32, 1.0, True)
+
+
+@pytest.mark.parametrize("name,cls,has_params,miner", [
+    ("cross_entropy", losses.CrossEntropy, True, None),
+    ("arcface", "ArcFaceLoss", True, None),
+    ("subcenter_arcface", "SubCenterArcFaceLoss", True, None),
+    ("multi_similarity", "MultiSimilarityLoss", False, "MultiSimilarityMiner"),
+    ("supcon", "SupConLoss", False, None),
+    ("triplet", "TripletMarginLoss", False, "TripletMarginMiner"),
+])
+def test_loss_selection_wiring(name, cls, has_params, miner):
+    loss = losses.create_loss(name, 16, 5)
+    inner = loss.loss if isinstance(loss, losses.Mined) else loss
+    assert (inner.__class__.__name__ == cls) if isinstance(cls, str) else isinstance(inner, cls)
+    assert bool(list(loss.parameters())) == has_params
+    assert (type(loss.miner).__name__ if isinstance(loss, losses.Mined) and loss.miner else None) == miner
+    emb, labels = torch.randn(12, 16, requires_grad=True), torch.arange(12) % 4
+    value = loss(emb, labels)
+    value.backward()
+    assert torch.isfinite(value) and emb.grad is not None
+
+
+def test_loss_parameters_get_their_own_learning_rate(lite0):
+    loss = losses.create_loss("arcface", 32, 5)
+    groups = param_groups(lite0, loss, lr=1e-3, weight_decay=0.05, layer_decay=1.0, loss_lr=1e-2)
+    proxy = [g for g in groups if any(p is loss.W for p in g["params"])]
+    assert len(proxy) == 1 and proxy[0]["lr_scale"] == pytest.approx(10.0) and proxy[0]["weight_decay"] == 0.0
+    opt = create_optimizer(groups, "adamw", 1e-3, 0.05)
+    assert {round(g["lr"], 6) for g in opt.param_groups} == {0.001, 0.01}
+
+
+def test_class_balanced_batches_hold_m_images_per_person():
+    labels = [p for p in range(10) for _ in range(7)]
+    batches = torch.tensor(list(class_balanced(labels, m=4, batch_size=16))).split(16)
+    for batch in batches:
+        counts = Counter(labels[i] for i in batch.tolist())
+        assert len(counts) == 4 and set(counts.values()) == {4}
+
+
+def test_cross_domain_batches_pair_photos_with_renders():
+    labels, domains = [], []
+    for person in range(6):
+        for domain, n in (("photo", 5), ("render", 2)):
+            labels += [person] * n
+            domains += [domain] * n
+    labels += [6] * 4  # a person with photos only
+    domains += ["photo"] * 4
+    assert has_cross_domain_people(labels, domains) and not has_cross_domain_people([0, 0, 1], ["photo"] * 3)
+    sampler = CrossDomainBatchSampler(labels, domains, m=4, batch_size=12, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) and all(len(b) == 12 for b in batches)
+    for batch in batches:
+        for person in {labels[i] for i in batch}:
+            mine = Counter(domains[i] for i in batch if labels[i] == person)
+            assert mine == (Counter(photo=4) if person == 6 else Counter(photo=2, render=2))
+    assert list(CrossDomainBatchSampler(labels, domains, 4, 12, seed=0)) == batches  # seeded
+    assert list(sampler) != batches  # a new epoch, new batches
+
+
+def _trainable(model) -> set[str]:
+    return {n for n, p in model.backbone.named_parameters() if p.requires_grad}
+
+
+def test_freeze_policies_freeze_and_unfreeze_what_they_say():
+    model = build("tf_efficientnet_lite0", "none", 64, 0, 1.0, True)
+    apply_freeze(model, "all", 2)
+    assert not _trainable(model)
+    apply_freeze(model, "last_n", 2)
+    names = _trainable(model)
+    assert names and all(n.startswith(("blocks.6", "conv_head", "bn2")) for n in names)
+    assert any(n.startswith("blocks.6") for n in names) and any(n.startswith("conv_head") for n in names)
+    apply_freeze(model, "none", 2)
+    assert _trainable(model) == {n for n, _ in model.backbone.named_parameters()}
+
+
+def test_a_frozen_backbone_does_not_change_in_training(synthetic_root):
+    raw = {"backbone": "tf_efficientnet_lite0", "pretrained": "none", "epochs": 1, "batch_size": 8,
+           "model": {"input_size": 32, "embed_dim": 16}, "train": {"freeze": "last_n", "unfreeze_last_n": 1, "augment": False}}
+    params = params_from_dict(raw)
+    pairs = [(f, p.name) for p in sorted((synthetic_root / "photos").iterdir()) for f in sorted(p.iterdir())]
+    before = build("tf_efficientnet_lite0", "none", 32, 16, 1.0, True).state_dict()
+    torch.manual_seed(params.seed)
+    before = build("tf_efficientnet_lite0", "none", 32, 16, 1.0, True).state_dict()  # the same init train() makes
+    after = train(params, TrainSet(pairs)).model.state_dict()
+    stem = [k for k in before if k.startswith("backbone.conv_stem") or k.startswith("backbone.blocks.0")]
+    assert stem and all(torch.equal(before[k], after[k]) for k in stem)
+    assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith("backbone.bn2") and "running" not in k)
+
+
+def test_layer_decay_scales_grow_from_stem_to_head(lite0):
+    groups = param_groups(lite0, torch.nn.Identity(), lr=1e-3, weight_decay=0.0, layer_decay=0.5, loss_lr=1e-3)
+    scale_of = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    named = dict(lite0.named_parameters())
+    stem, mid, head = (scale_of[id(named[k])] for k in ("backbone.conv_stem.weight", "backbone.blocks.3.0.conv_pw.weight", "head.0.weight"))
+    assert stem < mid < head == pytest.approx(1.0)
+    assert len({g["lr_scale"] for g in groups}) > 5
+
+
+def test_warmup_then_cosine():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = create_optimizer([{"params": [p], "lr_scale": 1.0}], "adamw", 1e-2, 0.0)
+    sched = create_scheduler(opt, "cosine", 1e-2, total_steps=100, warmup_steps=10)
+    lrs = []
+    for step in range(100):
+        sched.step_update(step)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] < lrs[5] < lrs[10] and max(lrs) == pytest.approx(1e-2, rel=0.05)
+    assert lrs[99] < lrs[50] < lrs[12] and lrs[99] < 1e-3
+
+
+def test_augmentation_is_deterministic_for_a_seed(lite0):
+    img = Image.fromarray((np.random.default_rng(0).random((80, 80, 3)) * 255).astype(np.uint8))
+    aug = AugmentParams(style=0.5, edges=0.3, posterize=0.3)
+    tf = train_transform(lite0.spec, True, aug, ["painterly", "colour_shift"])
+
+    def run(seed):
+        torch.manual_seed(seed)
+        return torch.stack([tf(img) for _ in range(6)])
+
+    assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
+
+
+def test_gem_pools_between_mean_and_max():
+    x = torch.rand(2, 4, 5, 5) + 0.1
+    mean, top = x.mean(dim=(2, 3)), x.amax(dim=(2, 3))
+    assert torch.allclose(GeM(1.0)(x), mean, atol=1e-5)
+    gem = GeM(3.0)(x)
+    assert (gem > mean).all() and (gem < top).all()
+    model = build("tf_efficientnet_lite0", "none", 64, 0, 1.0, True, pooling="gem")
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, model.spec.feature_dim)
+
+
+def test_flip_tta_is_mirror_invariant(tmp_path, lite0):
+    from styleid.embedding import extract
+    from styleid.training.transforms import eval_transform
+
+    img = Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8))
+    img.save(tmp_path / "a.png")
+    img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "b.png")
+    tf = eval_transform(lite0.spec)
+    plain = extract(lite0, [tmp_path / "a.png", tmp_path / "b.png"], tf)
+    flipped = extract(lite0, [tmp_path / "a.png", tmp_path / "b.png"], tf, flip=True)
+    assert not np.allclose(plain[0], plain[1], atol=1e-4)
+    assert np.allclose(flipped[0], flipped[1], atol=1e-4)
