@@ -53,7 +53,11 @@ def _load_file(model: nn.Module, path: Path) -> None:
 
         state = load_file(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+        except Exception as exc:  # UnpicklingError, RuntimeError, EOFError...: all mean "not plain tensors"
+            raise StyleidError(f"{path}: not a plain state dict of tensors ({exc.__class__.__name__}); objects are never "
+                               "unpickled: save the weights with safetensors or torch.save(model.state_dict())") from None
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     own = model.state_dict()
     state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
