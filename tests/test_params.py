@@ -10,8 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_repository_params_load_and_match_the_dataclass_defaults():
     params = load_params(REPO / "params.yaml")
-    assert params.backbone == "tf_efficientnet_lite0" and params.data.source == "synthetic"
-    assert params.retrieve.top_k == 10 and params.index.factory == "Flat"
+    assert params == params_from_dict({})  # the dataclass defaults are the recommended recipe too
+    assert params.backbone == "facenet" and params.data.source == "synthetic" and params.train.loss == "arcface"
 
 
 def test_every_key_in_params_yaml_has_a_comment():

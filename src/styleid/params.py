@@ -111,18 +111,18 @@ class TrainParams:
     triplet_margin: float = 0.2  # triplet margin on cosine distance (hard-triplet miner)
     m_per_class: int = 4  # images per person in a batch (class-balanced batches); 0 = plain shuffling
     cross_domain: bool = True  # people with photos and renders: half of their m images from each domain
-    freeze: Literal["all", "none", "last_n"] = "all"  # which backbone layers stay frozen
+    freeze: Literal["all", "none", "last_n"] = "none"  # which backbone layers stay frozen
     unfreeze_last_n: int = 2  # with freeze=last_n: how many of the backbone's last stages train
-    layer_decay: float = 1.0  # layer-wise lr decay (timm): each earlier layer group gets this times the lr (1 = off)
+    layer_decay: float = 0.8  # layer-wise lr decay (timm): each earlier layer group gets this times the lr (1 = off)
     frozen_bn: bool = False  # keep the backbone's BatchNorm statistics fixed while it fine-tunes
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # the reference used Adam
-    weight_decay: float = 0.0  # decoupled for adamw, L2 for adam and sgd
-    schedule: Literal["constant", "cosine"] = "constant"  # lr over the run, after warmup
-    warmup_epochs: float = 0.0  # linear warmup from lr/100
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"  # the reference used Adam
+    weight_decay: float = 0.05  # decoupled for adamw, L2 for adam and sgd
+    schedule: Literal["constant", "cosine"] = "cosine"  # lr over the run, after warmup
+    warmup_epochs: float = 1.0  # linear warmup from lr/100
     select_by: Literal["val_score", "val_loss"] = "val_score"  # which checkpoint to keep (the reference: val_loss)
-    patience: int = 0  # stop after this many epochs without improvement (0 = never stop early)
+    patience: int = 3  # stop after this many epochs without improvement (0 = never stop early)
     imagenet_norm: bool = True  # normalise inputs with the backbone's mean/std (off = [0, 1] pixels)
-    augment: bool = False  # the augmentations in the augment section
+    augment: bool = True  # the augmentations in the augment section
     num_workers: int = 0  # DataLoader workers for image decoding
 
     def __post_init__(self) -> None:
@@ -161,7 +161,7 @@ class AugmentParams:
 class EmbedParams:
     batch_size: int = 64  # images per forward pass
     num_workers: int = 0  # DataLoader workers for image decoding
-    flip_tta: bool = False  # average each image's embedding with its mirror image's
+    flip_tta: bool = True  # average each image's embedding with its mirror image's
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "embed.batch_size", "must be >= 1")
@@ -182,7 +182,7 @@ class IndexParams:
 @dataclass(frozen=True)
 class RetrieveParams:
     top_k: int = 10  # gallery images returned per query
-    rerank: Literal["none", "aqe", "kreciprocal"] = "none"  # re-ranking after the index search
+    rerank: Literal["none", "aqe", "kreciprocal"] = "kreciprocal"  # re-ranking after the index search
     depth: int = 100  # candidates per query that re-ranking reorders
     aqe_k: int = 3  # aqe: top gallery images averaged into the query
     aqe_alpha: float = 3.0  # aqe: weight = similarity ** alpha
@@ -207,10 +207,10 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class Params:
-    backbone: str = "tf_efficientnet_lite0"  # any timm model name
+    backbone: str = "facenet"  # facenet or any timm model name
     pretrained: str = "offline"  # offline | hub | none | path to a weights file
-    lr: float = 1e-3  # learning rate
-    epochs: int = 5  # training epochs
+    lr: float = 1e-4  # learning rate (ImageNet backbones: 1e-3)
+    epochs: int = 8  # training epochs (at most: see train.patience)
     batch_size: int = 32  # training batch size
     seed: int = 42  # seeds splits, generator, sampling and initialisation
     data: DataParams = field(default_factory=DataParams)

@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from styleid.errors import StyleidError
+from styleid.errors import ParamsError, StyleidError
 from styleid.fileio import atomic_path, write_json
+from styleid.models import facenet
 from styleid.models.backbones import create_backbone, feature_dim
 from styleid.models.pooling import use_gem
 
@@ -74,6 +75,8 @@ class Embedder(nn.Module):
 
 def build(backbone: str, pretrained: str, input_size: int, embed_dim: int, crop_pct: float, normalize_input: bool,
           hub_weights: str = "vggface2", pooling: str = "avg", gem_p: float = 3.0) -> Embedder:
+    if backbone == facenet.NAME and input_size and input_size < facenet.MIN_INPUT_SIZE:
+        raise ParamsError(f"model.input_size: facenet needs at least {facenet.MIN_INPUT_SIZE} px (got {input_size}); use 0 for its own 160")
     model, cfg = create_backbone(backbone, pretrained, hub_weights)
     spec = ModelSpec(backbone, input_size or cfg.input_size, cfg.mean, cfg.std, cfg.interpolation, crop_pct,
                      feature_dim(model), embed_dim, normalize_input, pooling, gem_p)

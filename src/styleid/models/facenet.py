@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 NAME = "facenet"
 INPUT_SIZE = 160  # the size FaceNet was trained at
+MIN_INPUT_SIZE = 80  # smaller inputs shrink below its last 3x3 stride-2 convolution
 MEAN = (127.5 / 255,) * 3  # fixed image standardisation: (x - 127.5) / 128 on 0..255 pixels
 STD = (128 / 255,) * 3
 HUB_VARIANTS = ("vggface2", "casia-webface")
