@@ -50,3 +50,17 @@ def test_align_files_caches_and_counts_fallbacks(tmp_path):
     assert again == mapping and computed == 0 and fallbacks == 1  # cached, and still counted
     other, computed, _ = align_files(files, out, AlignSettings("mtcnn", 64, 0.2))
     assert computed == 2 and set(other.values()).isdisjoint(mapping.values())  # a new setting is a new crop
+
+
+def test_auto_aligns_wide_shots_and_leaves_face_crops(tmp_path):
+    from styleid.data.align import resolve_method
+
+    wide = _sample("astronaut")  # her face is about a fifth of the frame's side
+    wide.save(tmp_path / "wide.jpg")
+    wide.crop((175, 70, 275, 170)).save(tmp_path / "tight.jpg")  # inside her face box: a face crop
+    method, share = resolve_method("auto", [tmp_path / "wide.jpg"], seed=0)
+    assert method == "mtcnn" and share < 0.5
+    method, _ = resolve_method("auto", [tmp_path / "tight.jpg"], seed=0)
+    assert method == "none"
+    assert resolve_method("none", [tmp_path / "wide.jpg"], 0) == ("none", None)
+    assert resolve_method("auto", [], 0)[0] == "none"

@@ -36,8 +36,11 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
 
     model = load(MODEL_DIR)
     transform = eval_transform(model.spec)
-    aligner = FaceAligner(AlignSettings(params.data.align, params.data.align_size, params.data.align_margin)) \
-        if params.data.align == "mtcnn" else None
+    from styleid.fileio import read_json
+    from styleid.pipeline import ALIGNED_INDEX
+
+    method = read_json(ALIGNED_INDEX)["method"] if ALIGNED_INDEX.is_file() else params.data.align  # what the pipeline did
+    aligner = FaceAligner(AlignSettings("mtcnn", params.data.align_size, params.data.align_margin)) if method == "mtcnn" else None
     images: list[Image.Image] = []
     for photo in photos:
         img = load_rgb(photo)  # a bad file is a one-line error naming it

@@ -47,7 +47,7 @@ class DataParams:
     sha256: str = ""  # expected SHA-256 of a downloaded or local archive ("" = do not check)
     max_bad_fraction: float = 0.05  # fail when more than this share of image files cannot be read
     max_archive_bytes: int = 20_000_000_000  # refuse archives that unpack to more than this
-    align: Literal["none", "mtcnn"] = "none"  # face detection + crop before the model (mtcnn: facenet-pytorch's)
+    align: Literal["auto", "none", "mtcnn"] = "auto"  # face crops before the model; auto: only for wide shots
     align_size: int = 256  # side of the cached aligned crops, px (the model resizes them to its input size)
     align_margin: float = 0.2  # context kept around the detected face, as a share of the box side
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)

@@ -22,6 +22,8 @@ from styleid.images import load_rgb
 log = logging.getLogger(__name__)
 
 MIN_FACE_PROB = 0.9  # MTCNN's own confidence below which a box is not trusted as a face
+AUTO_SAMPLE = 48  # photos looked at to decide whether a dataset needs alignment
+AUTO_MAX_FACE_SHARE = 0.75  # face box side / image side below this: wide shots, align them
 
 
 @dataclass(frozen=True)
@@ -116,3 +118,33 @@ def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings) -
     with atomic_path(noface_file) as tmp:
         tmp.write_text("\n".join(sorted(noface)) + "\n")
     return mapping, computed, fallbacks
+
+
+def face_share(files: list[Path], seed: int) -> float | None:
+    """Median (face box side / image's shorter side) over a seeded sample; None when no face is found.
+
+    About 0.5 for LFW-style shots (a face amid background); above 1 for tight face crops (the box
+    reaches past the frame), as in ourcar.
+    """
+    import numpy as np
+
+    if not files:
+        return None
+    rng = np.random.default_rng([seed, 61])
+    sample = [files[i] for i in sorted(rng.choice(len(files), size=min(AUTO_SAMPLE, len(files)), replace=False))]
+    aligner = FaceAligner(AlignSettings("mtcnn", 32, 0.0))
+    shares = []
+    for file in sample:
+        image = load_rgb(file)
+        box = aligner.face_box(image)
+        if box:
+            shares.append(max(box[2] - box[0], box[3] - box[1]) / min(image.size))
+    return float(np.median(shares)) if shares else None
+
+
+def resolve_method(method: str, photos: list[Path], seed: int) -> tuple[str, float | None]:
+    """auto: mtcnn for wide shots (faces small in the frame), none for images already cropped to the face."""
+    if method != "auto":
+        return method, None
+    share = face_share(photos, seed)
+    return ("mtcnn" if share is not None and share < AUTO_MAX_FACE_SHARE else "none"), share
