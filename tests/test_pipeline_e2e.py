@@ -18,6 +18,7 @@ from conftest import REPO, shared_dataset
 pytestmark = pytest.mark.slow
 
 TINY = {
+    "backbone": "tf_efficientnet_lite0",  # small inputs (FaceNet needs 80 px or more); the real-data test runs facenet
     "epochs": 2,
     "data": {"synthetic": {"people": 20, "photos": 3, "renders": 3, "image_size": 64}},
     "model": {"input_size": 64},
@@ -199,7 +200,7 @@ def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
             for path in (src / domain / person_dir.name).iterdir():
                 (comp / "test" / part).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, comp / "test" / part / f"{person_dir.name[-3:]}x{path.name}")
-    repo = make_repo(tmp_path / "repo", {"epochs": 1, "model": {"input_size": 64}})
+    repo = make_repo(tmp_path / "repo", {"backbone": "tf_efficientnet_lite0", "epochs": 1, "model": {"input_size": 64}})
     run(repo, "dvc", "exp", "run", "-S", f"data.source={comp}")
     result = json.loads((repo / "metrics" / "eval.json").read_text())
     assert result["labelled"] is False and "score" not in result and result["n_queries"] == 12
