@@ -120,8 +120,9 @@ def _check_search_command(repo: Path) -> None:
     empty = repo.parent / "empty"
     empty.mkdir()
     (empty / "params.yaml").write_text((repo / "params.yaml").read_text())
-    proc = subprocess.run([sys.executable, "-m", "styleid.cli", "search", queries[0]["file"]], cwd=empty, capture_output=True, text=True)
-    assert proc.returncode == 1 and "dvc repro train" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "styleid.cli", "search", str(repo / queries[0]["file"])], cwd=empty, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "styleid search: error: models/model.safetensors: missing; run `dvc repro train` to build it"
 
 
 def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tmp_path):

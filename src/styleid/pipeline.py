@@ -33,7 +33,7 @@ PLOTS = Path("plots")
 def setup_logging() -> None:
     level = logging.DEBUG if os.environ.get("STYLEID_DEBUG") else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
-    for noisy in ("PIL", "matplotlib", "urllib3", "filelock", "timm"):
+    for noisy in ("PIL", "matplotlib", "urllib3", "filelock", "timm", "faiss", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
