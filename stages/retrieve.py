@@ -11,7 +11,7 @@ from styleid.fileio import atomic_path, read_json, write_json
 from styleid.params import load_params
 from styleid.pipeline import EMBEDDINGS, INDEX, INDEX_IDS, RETRIEVED, SUBMISSION, stage
 from styleid.search import index as faiss_index
-from styleid.search.rerank import rerank
+from styleid.search.rerank import rerank_head
 
 EVAL_DEPTH = 1000  # results kept for evaluation (mAP), beyond the submission's top_k
 
@@ -37,10 +37,8 @@ def retrieve_stage(params_file: Path = typer.Option(Path("params.yaml"), "--para
         if (ids[:, :head] < 0).any():
             raise ParamsError(f"retrieve.rerank: the index ({params.index.factory}) returned fewer than {head} candidates for some "
                               "queries; raise index.nprobe / index.ef_search or lower retrieve.depth")
-        reordered = rerank(r.rerank, queries, gallery, ids[:, :head], aqe_k=r.aqe_k, aqe_alpha=r.aqe_alpha,
-                           k1=r.k1, k2=r.k2, lambda_value=r.lambda_value)
-        ids = np.concatenate([reordered, ids[:, head:]], axis=1)
-        scores = np.where(ids >= 0, np.einsum("qd,qkd->qk", queries, gallery[ids]), -np.inf)  # follow the new order
+        ids, scores = rerank_head(r.rerank, queries, gallery, ids, scores, head, aqe_k=r.aqe_k, aqe_alpha=r.aqe_alpha,
+                                  k1=r.k1, k2=r.k2, lambda_value=r.lambda_value)
     ms_per_query = (time.perf_counter() - start) * 1000 / max(len(queries), 1)
     submission = {q: [names[i] for i in row[:top_k] if i >= 0] for q, row in zip(query_names, ids)}
     write_json(SUBMISSION, submission)

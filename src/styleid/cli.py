@@ -9,7 +9,8 @@ import numpy as np
 import typer
 
 from styleid.errors import StyleidError
-from styleid.pipeline import EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, stage
+from styleid.fileio import read_json
+from styleid.pipeline import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, stage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="styleid: find a person's stylized renderings from a photo. Build the model and index with `dvc repro` first.")
@@ -36,9 +37,6 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
 
     model = load(MODEL_DIR)
     transform = eval_transform(model.spec)
-    from styleid.fileio import read_json
-    from styleid.pipeline import ALIGNED_INDEX
-
     method = read_json(ALIGNED_INDEX)["method"] if ALIGNED_INDEX.is_file() else params.data.align  # what the pipeline did
     aligner = FaceAligner(AlignSettings("mtcnn", params.data.align_size, params.data.align_margin)) if method == "mtcnn" else None
     images: list[Image.Image] = []
@@ -46,13 +44,11 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
         img = load_rgb(photo)  # a bad file is a one-line error naming it
         images.append(aligner(img).crop if aligner else img)
     import torch
-    import torch.nn.functional as F
 
-    batch = torch.stack([transform(img) for img in images])
+    from styleid.embedding import embed_batch
+
     with torch.inference_mode():
-        out = model(batch)
-        if params.embed.flip_tta:
-            out = F.normalize(out, dim=1) + F.normalize(model(batch.flip(-1)), dim=1)
+        out = embed_batch(model, torch.stack([transform(img) for img in images]), params.embed.flip_tta)
     return l2_normalize(out.numpy())
 
 
@@ -65,11 +61,11 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
     """Rank the indexed gallery for each PHOTO: prints gallery files with scores and writes a panel image."""
     from PIL import Image
 
-    from styleid.fileio import atomic_path, read_json
+    from styleid.fileio import atomic_path
     from styleid.panels import make_panel
     from styleid.params import load_params
     from styleid.search import index as faiss_index
-    from styleid.search.rerank import rerank
+    from styleid.search.rerank import rerank_head
 
     for photo in photos:
         if not photo.is_file():
@@ -89,8 +85,8 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
     scores, ids = faiss_index.search(index, queries, depth)
     if r.rerank != "none" and (EMBEDDINGS / "gallery.npy").is_file() and (ids >= 0).all():
         gallery = np.load(EMBEDDINGS / "gallery.npy")
-        ids = rerank(r.rerank, queries, gallery, ids, aqe_k=r.aqe_k, aqe_alpha=r.aqe_alpha, k1=r.k1, k2=r.k2, lambda_value=r.lambda_value)
-        scores = np.einsum("qd,qkd->qk", queries, gallery[ids])
+        ids, scores = rerank_head(r.rerank, queries, gallery, ids, scores, depth, aqe_k=r.aqe_k, aqe_alpha=r.aqe_alpha,
+                                  k1=r.k1, k2=r.k2, lambda_value=r.lambda_value)
     rows = []
     for photo, row_ids, row_scores in zip(photos, ids, scores):
         typer.echo(f"{photo}:")

@@ -15,6 +15,15 @@ from tqdm import tqdm
 from styleid.training.datasets import ImageDataset
 
 
+def embed_batch(model: nn.Module, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """One batch through the model (channels_last); flip: sum of the L2-normalised image and mirror embeddings."""
+    out = model(images.contiguous(memory_format=torch.channels_last)).float()
+    if flip:
+        mirrored = model(images.flip(-1).contiguous(memory_format=torch.channels_last)).float()
+        out = F.normalize(out, dim=1) + F.normalize(mirrored, dim=1)
+    return out
+
+
 def extract(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_size: int = 64,
             num_workers: int = 0, desc: str = "embedding", flip: bool = False) -> np.ndarray:
     """Run `model` over the images in eval mode; returns float32 (n, d).
@@ -28,11 +37,7 @@ def extract(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_
     chunks = []
     with torch.inference_mode():
         for images, _ in tqdm(loader, desc=desc, leave=False, disable=len(paths) < batch_size * 4):
-            out = model(images.contiguous(memory_format=torch.channels_last)).float()
-            if flip:
-                mirrored = model(images.flip(-1).contiguous(memory_format=torch.channels_last)).float()
-                out = F.normalize(out, dim=1) + F.normalize(mirrored, dim=1)
-            chunks.append(out.cpu().numpy())
+            chunks.append(embed_batch(model, images, flip).cpu().numpy())
     if not chunks:
         return np.zeros((0, 0), np.float32)
     return np.concatenate(chunks).astype(np.float32)

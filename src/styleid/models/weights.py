@@ -41,10 +41,6 @@ OFFLINE: dict[str, OfflineWeights] = {
 }
 
 
-def offline_names() -> list[str]:
-    return sorted(OFFLINE)
-
-
 def weights_file(spec: OfflineWeights) -> Path:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:

@@ -92,3 +92,11 @@ def rerank(method: str, queries: np.ndarray, gallery: np.ndarray, candidates: np
     if method == "kreciprocal":
         return kreciprocal(queries, gallery, candidates, k1, k2, lambda_value)
     raise ValueError(f"unknown rerank {method!r}")
+
+
+def rerank_head(method: str, queries: np.ndarray, gallery: np.ndarray, ids: np.ndarray, scores: np.ndarray, head: int,
+                **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank each query's first `head` candidates (full lists: no -1); the rest keep their order and scores."""
+    reordered = rerank(method, queries, gallery, ids[:, :head], **kwargs)
+    head_scores = np.einsum("qd,qkd->qk", queries, gallery[reordered])
+    return np.concatenate([reordered, ids[:, head:]], axis=1), np.concatenate([head_scores, scores[:, head:]], axis=1)

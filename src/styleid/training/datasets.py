@@ -18,12 +18,15 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def transform_for(self, index: int) -> Callable:
+        return self.transform
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         try:
             img = load_rgb(self.paths[index])
         except BadImage as exc:  # checked at fetch; only a file changed since then gets here
             raise BadImage(f"{self.paths[index]}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
-        return self.transform(img), self.labels[index]
+        return self.transform_for(index)(img), self.labels[index]
 
 
 class TrainDataset(ImageDataset):
@@ -34,10 +37,5 @@ class TrainDataset(ImageDataset):
         super().__init__(paths, labels, photo_transform)
         self.domains, self.render_transform = list(domains), render_transform
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        try:
-            img = load_rgb(self.paths[index])
-        except BadImage as exc:
-            raise BadImage(f"{self.paths[index]}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
-        transform = self.transform if self.domains[index] == "photo" else self.render_transform
-        return transform(img), self.labels[index]
+    def transform_for(self, index: int) -> Callable:
+        return self.transform if self.domains[index] == "photo" else self.render_transform

@@ -116,23 +116,14 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, lr: float) -> None:
         raise StyleidError(f"training: the loss became {loss.item()} at epoch {epoch} step {step}; lower lr (now {lr}) or check the data")
 
 
-def _cached_features(model: Embedder, parts: dict[str, list[tuple[Path, str]]], transform: Callable,
-                     batch_size: int, num_workers: int) -> dict[str, torch.Tensor]:
-    """Frozen-backbone features for every part, each image computed once (closed: holdout == val images)."""
-    unique = list(dict.fromkeys(path for pairs in parts.values() for path, _ in pairs))
-    row = {path: i for i, path in enumerate(unique)}
-    every = torch.from_numpy(extract(model.backbone, unique, transform, batch_size, num_workers, "train: backbone features"))
-    return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
-
-
-def _embed_parts(model: Embedder, parts: dict[str, list[tuple[Path, str]]], transform: Callable, batch_size: int,
-                 num_workers: int, flip: bool) -> dict[str, torch.Tensor]:
-    """Embed each image once across parts (closed protocol: the held-out images are the val images)."""
+def _embed_parts(network: nn.Module, parts: dict[str, list[tuple[Path, str]]], transform: Callable, batch_size: int,
+                 num_workers: int, flip: bool, desc: str) -> dict[str, torch.Tensor]:
+    """Run `network` on each image once across parts (closed protocol: the held-out images are the val images)."""
     unique = list(dict.fromkeys(path for pairs in parts.values() for path, _ in pairs))
     if not unique:
         return {}
     row = {path: i for i, path in enumerate(unique)}
-    every = torch.from_numpy(extract(model, unique, transform, batch_size, num_workers, "train: validation", flip=flip))
+    every = torch.from_numpy(extract(network, unique, transform, batch_size, num_workers, desc, flip=flip))
     return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
 
 
@@ -187,8 +178,9 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     scheduler = create_scheduler(optimizer, t.schedule, params.lr, params.epochs * steps_per_epoch, round(t.warmup_epochs * steps_per_epoch))
     hold = [(path, person) for path, person in data.holdout if person in classes]
     if cached:
-        feats = _cached_features(model, {"train": data.train, "holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
-                                 ev, params.embed.batch_size, t.num_workers)
+        # frozen backbone: its features once, for every part; the epochs train the head on them
+        feats = _embed_parts(model.backbone, {"train": data.train, "holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
+                             ev, params.embed.batch_size, t.num_workers, False, "train: backbone features")
     else:
         dataset = TrainDataset([p for p, _ in data.train], labels, domains,
                                train_transform(model.spec, t.augment, params.augment, params.split.train_styles, photo=True),
@@ -229,7 +221,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
                 val = {name: model.head(feats[name]) for name in ("holdout", "val_query", "val_gallery") if name in feats}
             else:
                 val = _embed_parts(model, {"holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
-                                   ev, params.embed.batch_size, t.num_workers, flip)
+                                   ev, params.embed.batch_size, t.num_workers, flip, "train: validation")
             if hold:
                 row["val_loss"] = float(loss_fn(val["holdout"], _labels([p for _, p in hold], classes)))
             if data.val_query and data.val_gallery:
