@@ -1,11 +1,11 @@
-"""index: a FAISS index over the gallery embeddings -> models/gallery.faiss + models/gallery_ids.json."""
+"""index: FAISS index parts over the gallery embedding shards -> models/index/part-*.faiss + models/gallery_ids.json."""
 
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 
+from styleid import shards
 from styleid.fileio import read_json, write_json
 from styleid.params import load_params
 from styleid.pipeline import EMBEDDINGS, INDEX, INDEX_IDS, METRICS, stage
@@ -15,14 +15,16 @@ from styleid.search import index as faiss_index
 @stage
 def index_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
     params = load_params(params_file)
-    gallery = np.load(EMBEDDINGS / "gallery.npy")
+    p = params.index
+    parts = list(shards.iter_shards(EMBEDDINGS / "gallery"))
     start = time.perf_counter()
-    index = faiss_index.build(gallery, params.index.factory, params.seed)
+    indexes = faiss_index.build_sharded(parts, p.factory, params.seed, p.shards, p.merge)
     seconds = time.perf_counter() - start
-    faiss_index.save(index, INDEX)
+    faiss_index.save(indexes, INDEX)
     write_json(INDEX_IDS, {"names": [g["name"] for g in read_json(EMBEDDINGS / "gallery.json")]})
     write_json(METRICS / "index.json", {"index_build_seconds": round(seconds, 4)})  # timings stay out of data outputs
-    print(f"index: {params.index.factory} over {index.ntotal} gallery vectors (dim {index.d}); {seconds * 1000:.1f} ms")
+    layout = f"{p.shards} shards merged" if p.shards > 1 and p.merge else f"{len(indexes)} parts (IndexShards)" if len(indexes) > 1 else "one index"
+    print(f"index: {p.factory} over {sum(i.ntotal for i in indexes)} gallery vectors (dim {indexes[0].d}), {layout}; {seconds * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

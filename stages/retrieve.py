@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from styleid import shards
 from styleid.errors import ParamsError
 from styleid.fileio import atomic_path, read_json, write_json
 from styleid.params import load_params
@@ -23,7 +24,7 @@ def retrieve_stage(params_file: Path = typer.Option(Path("params.yaml"), "--para
     top_k = params.retrieve.top_k
     if top_k > len(names):
         raise ParamsError(f"retrieve.top_k: {top_k} is more than the {len(names)} gallery images; lower it")
-    queries = np.load(EMBEDDINGS / "query.npy")
+    queries = shards.read(EMBEDDINGS / "query")
     query_names = [q["name"] for q in read_json(EMBEDDINGS / "query.json")]
     index = faiss_index.load(INDEX)
     faiss_index.set_search_params(index, params.index.nprobe, params.index.ef_search)
@@ -32,7 +33,7 @@ def retrieve_stage(params_file: Path = typer.Option(Path("params.yaml"), "--para
     start = time.perf_counter()
     scores, ids = faiss_index.search(index, queries, depth)
     if r.rerank != "none":
-        gallery = np.load(EMBEDDINGS / "gallery.npy")
+        gallery = shards.read(EMBEDDINGS / "gallery")
         head = min(r.depth, depth)  # re-rank the first `depth` candidates; the rest keep their order
         if (ids[:, :head] < 0).any():
             raise ParamsError(f"retrieve.rerank: the index ({params.index.factory}) returned fewer than {head} candidates for some "

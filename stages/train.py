@@ -1,9 +1,15 @@
-"""train: learn the embedder -> models/model.safetensors + models/model.json, dvclive logs, metrics/train.json."""
+"""train: learn the embedder -> models/model.safetensors + models/model.json, dvclive logs, metrics/train.json.
 
+train.nproc > 1: the stage starts itself again under torchrun in that many processes (DDP); a run
+that torchrun launched already (several nodes, a GPU cluster) trains with torchrun's world as it is.
+"""
+
+import logging
 from pathlib import Path
 
 import typer
 
+from styleid.distributed import ddp
 from styleid.fileio import write_json
 from styleid.models.backbones import check_name
 from styleid.models.embedder import save
@@ -18,13 +24,29 @@ def _pairs(split: dict, part: str) -> list[tuple[Path, str]]:
 
 @stage
 def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
-    from dvclive import Live
-
     params = load_params(params_file)
     check_name(params.backbone, params.pretrained)
+    if params.train.nproc > 1 and not ddp.launched():
+        ddp.launch(params.train.nproc, __file__, ["--params", str(params_file)])
+        return
+    here = ddp.init()
+    try:
+        if not here.main:
+            logging.getLogger().setLevel(logging.WARNING)  # rank 0 speaks for all
+        _train(params, here)
+    finally:
+        ddp.shutdown()
+
+
+def _train(params, here: ddp.World) -> None:
+    from dvclive import Live
+
     split = load_split()
     data = TrainSet(_pairs(split, "train"), [e["domain"] for e in split["train"]], _pairs(split, "holdout"),
                     _pairs(split, "val_query"), _pairs(split, "val_gallery"))
+    if not here.main:
+        train(params, data)
+        return
     with Live(dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, row: dict) -> None:
             for key, value in row.items():
@@ -35,11 +57,12 @@ def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
         result = train(params, data, log_epoch)
     save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch})
     summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),
-               "train_images_per_s": round(result.images_seen / max(result.step_seconds, 1e-9), 2), **{f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"}}
+               "train_images_per_s": round(result.images_seen / max(result.step_seconds, 1e-9), 2), "train_processes": here.size,
+               **{f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"}}
     best = result.history[result.best_epoch - 1]
     summary.update({f"best_{k}": round(v, 6) for k, v in best.items() if k != "epoch"})
     write_json(METRICS / "train.json", summary)
-    print(f"train: {params.backbone} ({params.pretrained}), {params.train.loss}, freeze={params.train.freeze}: "
+    print(f"train: {params.backbone} ({params.pretrained}), {params.train.loss}, freeze={params.train.freeze}, {here.size} process(es): "
           f"best epoch {result.best_epoch}/{len(result.history)} " + ", ".join(f"{k}={v:.4f}" for k, v in best.items() if k != "epoch")
           + f"; {result.seconds:.1f}s")
 

@@ -135,7 +135,7 @@ def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tmp_path):
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     run(clone, "dvc", "pull")
-    for artifact in ("metrics/eval.json", "models/model.safetensors", "models/gallery.faiss", "submission.json"):
+    for artifact in ("metrics/eval.json", "models/model.safetensors", "models/index/part-000.faiss", "submission.json"):
         assert (clone / artifact).is_file(), artifact
     assert metrics_of(clone) == metrics_of(repo)
     out = run(clone, "dvc", "repro")

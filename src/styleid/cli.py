@@ -8,6 +8,7 @@ from typing import List
 import numpy as np
 import typer
 
+from styleid import shards
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
 from styleid.pipeline import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, stage
@@ -49,7 +50,7 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
 
     with torch.inference_mode():
         out = embed_batch(model, torch.stack([transform(img) for img in images]), params.embed.flip_tta)
-    return l2_normalize(out.numpy())
+    return l2_normalize(out.cpu().numpy())
 
 
 @app.command("search")
@@ -83,8 +84,8 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
     r = params.retrieve
     depth = min(len(names), max(top_k, r.depth))
     scores, ids = faiss_index.search(index, queries, depth)
-    if r.rerank != "none" and (EMBEDDINGS / "gallery.npy").is_file() and (ids >= 0).all():
-        gallery = np.load(EMBEDDINGS / "gallery.npy")
+    if r.rerank != "none" and (EMBEDDINGS / "gallery").is_dir() and (ids >= 0).all():
+        gallery = shards.read(EMBEDDINGS / "gallery")
         ids, scores = rerank_head(r.rerank, queries, gallery, ids, scores, depth, aqe_k=r.aqe_k, aqe_alpha=r.aqe_alpha,
                                   k1=r.k1, k2=r.k2, lambda_value=r.lambda_value)
     rows = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -15,8 +15,13 @@ from tqdm import tqdm
 from styleid.training.datasets import ImageDataset
 
 
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def embed_batch(model: nn.Module, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
     """One batch through the model (channels_last); flip: sum of the L2-normalised image and mirror embeddings."""
+    images = images.to(device_of(model), non_blocking=True)
     out = model(images.contiguous(memory_format=torch.channels_last)).float()
     if flip:
         mirrored = model(images.flip(-1).contiguous(memory_format=torch.channels_last)).float()
@@ -24,20 +29,26 @@ def embed_batch(model: nn.Module, images: torch.Tensor, flip: bool = False) -> t
     return out
 
 
-def extract(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_size: int = 64,
-            num_workers: int = 0, desc: str = "embedding", flip: bool = False) -> np.ndarray:
-    """Run `model` over the images in eval mode; returns float32 (n, d).
+def iter_embed(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_size: int = 64,
+               num_workers: int = 0, desc: str = "embedding", flip: bool = False) -> Iterator[np.ndarray]:
+    """Run `model` over the images in eval mode, one float32 (batch, d) block at a time, in order.
 
     flip: test-time augmentation; each row is the sum of the L2-normalised embeddings of the image
     and its mirror image (a face's identity does not change in the mirror).
     """
     loader = DataLoader(ImageDataset(paths, [0] * len(paths), transform), batch_size=batch_size,
-                        shuffle=False, num_workers=num_workers, persistent_workers=False)
+                        shuffle=False, num_workers=num_workers, persistent_workers=False,
+                        pin_memory=device_of(model).type == "cuda")
     model.eval()
-    chunks = []
     with torch.inference_mode():
         for images, _ in tqdm(loader, desc=desc, leave=False, disable=len(paths) < batch_size * 4):
-            chunks.append(embed_batch(model, images, flip).cpu().numpy())
+            yield embed_batch(model, images, flip).cpu().numpy().astype(np.float32)
+
+
+def extract(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_size: int = 64,
+            num_workers: int = 0, desc: str = "embedding", flip: bool = False) -> np.ndarray:
+    """iter_embed gathered into one float32 (n, d) array."""
+    chunks = list(iter_embed(model, paths, transform, batch_size, num_workers, desc, flip))
     if not chunks:
         return np.zeros((0, 0), np.float32)
-    return np.concatenate(chunks).astype(np.float32)
+    return np.concatenate(chunks)

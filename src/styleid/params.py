@@ -124,8 +124,10 @@ class TrainParams:
     imagenet_norm: bool = True  # normalise inputs with the backbone's mean/std (off = [0, 1] pixels)
     augment: bool = True  # the augmentations in the augment section
     num_workers: int = 0  # DataLoader workers for image decoding
+    nproc: int = 1  # training processes (torchrun + DistributedDataParallel; gloo on CPU, nccl on GPUs)
 
     def __post_init__(self) -> None:
+        _check(self.nproc >= 1, "train.nproc", "must be >= 1")
         _check(self.loss_lr > 0, "train.loss_lr", "must be > 0")
         _check(0 < self.arc_margin < 90 and self.arc_scale > 0, "train.arc_margin", "arc_margin must be in (0, 90) degrees, arc_scale > 0")
         _check(self.subcenters >= 1, "train.subcenters", "must be >= 1")
@@ -162,10 +164,20 @@ class EmbedParams:
     batch_size: int = 64  # images per forward pass
     num_workers: int = 0  # DataLoader workers for image decoding
     flip_tta: bool = True  # average each image's embedding with its mirror image's
+    shard_rows: int = 100_000  # embeddings per .npy shard in data/embeddings/<part>/
+    engine: Literal["local", "ray"] = "local"  # ray: Ray Data over a cluster (pip install 'styleid[distributed]')
+    ray_address: str = ""  # "" = start a local Ray cluster; "auto" = the running one; "ray://host:10001" = a remote one
+    ray_actors: int = 2  # model replicas (Ray actors), each loads the model once
+    ray_cpus_per_actor: float = 1.0  # CPUs each replica reserves (also its torch threads)
+    ray_gpus_per_actor: float = 1.0  # GPUs each replica reserves, only when the cluster has GPUs
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "embed.batch_size", "must be >= 1")
         _check(self.num_workers >= 0, "embed.num_workers", "must be >= 0")
+        _check(self.shard_rows >= 1, "embed.shard_rows", "must be >= 1")
+        _check(self.ray_actors >= 1, "embed.ray_actors", "must be >= 1")
+        _check(self.ray_cpus_per_actor > 0 and self.ray_gpus_per_actor >= 0, "embed.ray_cpus_per_actor",
+               "ray_cpus_per_actor must be > 0 and ray_gpus_per_actor >= 0")
 
 
 @dataclass(frozen=True)
@@ -173,10 +185,13 @@ class IndexParams:
     factory: str = "Flat"  # a faiss.index_factory string: Flat, HNSW32, IVF64,Flat, IVF256,PQ16, ...
     nprobe: int = 8  # IVF: lists visited per query
     ef_search: int = 64  # HNSW: search breadth
+    shards: int = 1  # indexes built over contiguous slices of the gallery (one trained quantizer for all)
+    merge: bool = True  # merge the shards into one index; false = search them together as a faiss.IndexShards
 
     def __post_init__(self) -> None:
         _check(bool(self.factory.strip()), "index.factory", "must not be empty")
         _check(self.nprobe >= 1 and self.ef_search >= 1, "index.nprobe", "nprobe and ef_search must be >= 1")
+        _check(self.shards >= 1, "index.shards", "must be >= 1")
 
 
 @dataclass(frozen=True)

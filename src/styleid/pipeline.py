@@ -22,7 +22,7 @@ ALIGNED = Path("data/aligned")
 ALIGNED_INDEX = ALIGNED / "index.json"
 MODEL_DIR = Path("models")
 EMBEDDINGS = Path("data/embeddings")
-INDEX = Path("models/gallery.faiss")
+INDEX = Path("models/index")  # part-000.faiss, ... (several = IndexShards)
 INDEX_IDS = Path("models/gallery_ids.json")
 RETRIEVED = Path("data/retrieved.npz")
 SUBMISSION = Path("submission.json")

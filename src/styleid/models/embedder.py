@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes, save_file
 from torch import nn
 
 from styleid.errors import ParamsError, StyleidError
@@ -96,10 +96,14 @@ def load(folder: Path) -> Embedder:
     spec_path, weights_path = folder / "model.json", folder / "model.safetensors"
     if not spec_path.is_file() or not weights_path.is_file():
         raise StyleidError(f"{folder}: no trained model; run `dvc repro train` first")
-    raw = json.loads(spec_path.read_text())
+    return loads(json.loads(spec_path.read_text()), weights_path.read_bytes())
+
+
+def loads(spec_json: dict, weights: bytes) -> Embedder:
+    """load() from the two files' contents (how remote workers get the model without a shared disk)."""
     fields = ModelSpec.__dataclass_fields__
-    spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in fields})
+    spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec_json.items() if k in fields})
     backbone, _ = create_backbone(spec.backbone, "none")
     model = Embedder(backbone, spec)
-    model.load_state_dict(load_file(str(weights_path)), strict=True)
+    model.load_state_dict(load_bytes(weights), strict=True)
     return model.eval()

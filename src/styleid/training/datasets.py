@@ -21,12 +21,18 @@ class ImageDataset(Dataset):
     def transform_for(self, index: int) -> Callable:
         return self.transform
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """item: an index, or (index, seed) to draw this image's random augmentation from its own seed."""
+        index, seed = item if isinstance(item, tuple) else (item, None)
         try:
             img = load_rgb(self.paths[index])
         except BadImage as exc:  # checked at fetch; only a file changed since then gets here
             raise BadImage(f"{self.paths[index]}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
-        return self.transform_for(index)(img), self.labels[index]
+        if seed is None:
+            return self.transform_for(index)(img), self.labels[index]
+        with torch.random.fork_rng(devices=[]):  # the process's own stream (dropout, ...) is left as it was
+            torch.manual_seed(seed)
+            return self.transform_for(index)(img), self.labels[index]
 
 
 class TrainDataset(ImageDataset):

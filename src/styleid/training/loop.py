@@ -2,6 +2,10 @@
 
 A fully frozen backbone without augmentation computes its features once and trains on them
 (the reference recipe costs one pass over the images, not one per epoch).
+
+Under torchrun (train.nproc > 1) every rank trains on its share of each global batch inside
+DistributedDataParallel; every image's augmentation is seeded by its place in the epoch, not by the
+process, so one process and several see the same augmented images and take the same steps.
 """
 
 from __future__ import annotations
@@ -17,16 +21,18 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from styleid import metrics
+from styleid.distributed import ddp
 from styleid.embedding import extract
 from styleid.errors import ParamsError, StyleidError
 from styleid.models.embedder import Embedder, build
 from styleid.params import Params
 from styleid.search.index import l2_normalize
 from styleid.training.datasets import TrainDataset
-from styleid.training.losses import LossConfig, create_loss
+from styleid.training.losses import LossConfig, create_loss, distributed_loss, per_sample_mean
 from styleid.training.optim import create_optimizer, create_scheduler, param_groups
 from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people
 from styleid.training.transforms import eval_transform, train_transform
@@ -111,6 +117,10 @@ def _retrieval_score(q: np.ndarray, q_people: list[str], g: np.ndarray, g_people
     return metrics.evaluate(metrics.rank_by_scores(scores)[:, :10], q_people, g_people)["score"]
 
 
+def _to(x: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if x is None else x.to(device, non_blocking=True)
+
+
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, lr: float) -> None:
     if not torch.isfinite(loss):
         raise StyleidError(f"training: the loss became {loss.item()} at epoch {epoch} step {step}; lower lr (now {lr}) or check the data")
@@ -123,8 +133,40 @@ def _embed_parts(network: nn.Module, parts: dict[str, list[tuple[Path, str]]], t
     if not unique:
         return {}
     row = {path: i for i, path in enumerate(unique)}
-    every = torch.from_numpy(extract(network, unique, transform, batch_size, num_workers, desc, flip=flip))
+    here = ddp.world()  # several ranks: each embeds its slice, all gather the rest
+    mine = extract(network, unique[ddp.share(len(unique), here)], transform, batch_size, num_workers, desc, flip=flip)
+    every = torch.from_numpy(np.concatenate([m for m in ddp.all_gather(mine) if m.size]))
     return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
+
+
+def _item_seeds(seed: int, epoch: int, batches: list[list[int]]) -> list[list[tuple[int, int]]]:
+    """(image, seed) per batch item: the seed depends on the item's place in the epoch, never on the rank."""
+    base = np.random.SeedSequence([seed, 11, epoch]).generate_state(1)[0]
+    out, position = [], 0
+    for batch in batches:
+        out.append([(int(i), int((base + position + j) % 2**31)) for j, i in enumerate(batch)])
+        position += len(batch)
+    return out
+
+
+def _epoch_batches(next_epoch: Callable[[], list[list[int]]], seed: int, epoch: int,
+                   here: ddp.World) -> tuple[list[list[tuple[int, int]]], list[int]]:
+    """This rank's share of each of the epoch's global batches, and the global sizes; rank 0 draws them so every rank agrees."""
+    batches = ddp.broadcast([[int(i) for i in b] for b in next_epoch()] if here.main else None)
+    batches = [b for b in batches if len(b) >= here.size]  # every rank needs an item in every step
+    return [b[ddp.share(len(b), here)] for b in _item_seeds(seed, epoch, batches)], [len(b) for b in batches]
+
+
+class _Objective(nn.Module):
+    """Model + loss as one module, so DistributedDataParallel syncs the loss's own parameters too."""
+
+    def __init__(self, model: Embedder, loss_fn: nn.Module):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, images: torch.Tensor | None, features: torch.Tensor | None, labels: torch.Tensor, weight: float) -> torch.Tensor:
+        emb = self.model.head(features) if features is not None else self.model(images.contiguous(memory_format=torch.channels_last))
+        return self.loss_fn(emb, labels) * weight
 
 
 def _batch_plan(params: Params, labels: list[int], domains: list[str], gen: torch.Generator) -> Callable[[], list[list[int]]]:
@@ -156,10 +198,16 @@ def _loss_config(t) -> LossConfig:
 def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
     seed_everything(params.seed)
     t = params.train
+    here = ddp.world()
+    device = here.device
     model = _build_model(params)
     apply_freeze(model, t.freeze, t.unfreeze_last_n)
     classes = {p: i for i, p in enumerate(sorted({p for _, p in data.train}))}
     loss_fn = create_loss(t.loss, model.spec.out_dim, len(classes), _loss_config(t))
+    model.to(device)
+    loss_fn.to(device)
+    if here.distributed and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over the global batch (CUDA only)
     if not any(p.requires_grad for p in [*model.parameters(), *loss_fn.parameters()]):
         raise ParamsError(f"train: nothing to train: train.freeze=all, model.embed_dim=0 and train.loss={t.loss} has no parameters; "
                           "set model.embed_dim > 0 or train.freeze to none or last_n")
@@ -172,11 +220,18 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     labels = [classes[p] for _, p in data.train]
     domains = data.train_domains or ["photo"] * len(labels)
     next_epoch = _batch_plan(params, labels, domains, gen)
-    steps_per_epoch = max(1, len(next_epoch()))
+    steps_per_epoch = max(1, len(ddp.broadcast(next_epoch() if here.main else None)))
     groups = param_groups(model, loss_fn, params.lr, t.weight_decay, t.layer_decay, t.loss_lr)
     optimizer = create_optimizer(groups, t.optimizer, params.lr, t.weight_decay)
     scheduler = create_scheduler(optimizer, t.schedule, params.lr, params.epochs * steps_per_epoch, round(t.warmup_epochs * steps_per_epoch))
     hold = [(path, person) for path, person in data.holdout if person in classes]
+    # per-sample-mean losses: each rank's mean, weighted by its share, averages (DDP) to the global batch's mean;
+    # pair losses gather every rank's embeddings (pytorch-metric-learning's distributed wrappers) instead
+    pointwise = per_sample_mean(loss_fn)
+    train_loss = loss_fn if pointwise or not here.distributed else distributed_loss(loss_fn)
+    objective = _Objective(model, train_loss)
+    if here.distributed:
+        objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     if cached:
         # frozen backbone: its features once, for every part; the epochs train the head on them
         feats = _embed_parts(model.backbone, {"train": data.train, "holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
@@ -191,26 +246,30 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
 
     for epoch in range(1, params.epochs + 1):
         set_train_mode(model, t.frozen_bn)
-        loss_fn.train()
+        train_loss.train()
         total, count = 0.0, 0
         epoch_start = time.perf_counter()
-        batches = next_epoch()
+        batches, global_sizes = _epoch_batches(next_epoch, params.seed, epoch, here)
         if cached:
-            source = ((None, torch.as_tensor(labels)[idx], feats["train"][idx]) for idx in map(torch.as_tensor, batches))
+            source = ((None, torch.as_tensor(labels)[idx], feats["train"][idx]) for idx in (torch.as_tensor([i for i, _ in b]) for b in batches))
         else:
-            loader = DataLoader(dataset, batch_sampler=batches, num_workers=t.num_workers, generator=gen)
+            loader = DataLoader(dataset, batch_sampler=batches, num_workers=t.num_workers, pin_memory=device.type == "cuda")
             source = ((images, lab, None) for images, lab in loader)
-        for images, batch_labels, features in source:
-            emb = model.head(features) if features is not None else model(images.contiguous(memory_format=torch.channels_last))
-            loss = loss_fn(emb, batch_labels)
+        for b, (images, batch_labels, features) in enumerate(source):
+            n = len(batch_labels)
+            # this rank's share of the global mean (pointwise); pair losses already return world x the global loss
+            weight = n * here.size / global_sizes[b] if here.distributed and pointwise else 1.0
+            loss = objective(_to(images, device), _to(features, device), batch_labels.to(device), weight)
             _check_finite(loss, epoch, step, params.lr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             scheduler.step_update(step)
-            total += loss.item() * len(batch_labels)
-            count += len(batch_labels)
+            total += loss.item() * n / (weight * (1 if pointwise else here.size)) if here.distributed else loss.item() * n
+            count += n
+        total, count = ddp.all_sum([total, float(count)])
+        count = int(count)
         seen += count
         step_seconds += time.perf_counter() - epoch_start
         row = {"epoch": epoch, "train_loss": total / max(count, 1)}
@@ -218,29 +277,29 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         loss_fn.eval()
         with torch.inference_mode():
             if cached:
-                val = {name: model.head(feats[name]) for name in ("holdout", "val_query", "val_gallery") if name in feats}
+                val = {name: model.head(feats[name].to(device)).cpu() for name in ("holdout", "val_query", "val_gallery") if name in feats}
             else:
                 val = _embed_parts(model, {"holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
                                    ev, params.embed.batch_size, t.num_workers, flip, "train: validation")
             if hold:
-                row["val_loss"] = float(loss_fn(val["holdout"], _labels([p for _, p in hold], classes)))
+                row["val_loss"] = float(loss_fn(val["holdout"].to(device), _labels([p for _, p in hold], classes).to(device)))
             if data.val_query and data.val_gallery:
                 row["val_score"] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
                                                     val["val_gallery"].numpy(), [p for _, p in data.val_gallery])
         history.append(row)
         value = {"val_score": row.get("val_score", 0.0), "val_loss": -row.get("val_loss", 0.0), "last": epoch}[select]
-        improved = value > best_value
+        improved = ddp.broadcast(value > best_value)  # rank 0 decides, so the ranks stop together
         if improved:
             best_value, best_epoch, bad_epochs = value, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
         log.info("epoch %d: %s%s", epoch, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"), " *" if improved else "")
-        if log_epoch:
+        if log_epoch and here.main:
             log_epoch(epoch, row)
         if t.patience and bad_epochs >= t.patience:
             log.info("early stop: no %s improvement for %d epochs", select, t.patience)
             break
     model.load_state_dict(best_state)
-    model.eval()
+    model.cpu().eval()
     return TrainResult(model, best_epoch, history, time.perf_counter() - start, seen, step_seconds)

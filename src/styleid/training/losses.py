@@ -69,3 +69,20 @@ def create_loss(name: str, dim: int, n_classes: int, config: LossConfig = LossCo
         return Mined(losses.TripletMarginLoss(margin=config.triplet_margin, distance=cosine),
                      miners.TripletMarginMiner(margin=config.triplet_margin, type_of_triplets="hard", distance=cosine))
     raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+
+
+def per_sample_mean(loss: nn.Module) -> bool:
+    """True when the loss is a mean of per-image terms (the proxy losses), false for pair/triplet losses."""
+    return not isinstance(loss, Mined)
+
+
+def distributed_loss(loss: Mined) -> Mined:
+    """The same loss over every rank's embeddings (pytorch-metric-learning's distributed wrappers).
+
+    The wrapped loss comes back multiplied by the world size, so DDP's gradient average gives the
+    gradient of the loss over the whole global batch.
+    """
+    from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
+
+    miner = DistributedMinerWrapper(loss.miner) if loss.miner is not None else None
+    return Mined(DistributedLossWrapper(loss.loss), miner)

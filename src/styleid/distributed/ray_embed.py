@@ -1,0 +1,140 @@
+"""The `ray` embedding engine: the image list as a Ray dataset, decoded by tasks, embedded by an actor pool.
+
+Decoding runs as stateless map_batches tasks (they scale over every CPU of the cluster); the model
+runs in a pool of actors that each load it once (one GPU each when the cluster has GPUs). The model
+travels through Ray's object store, so workers need the images but not the repository's models/.
+Blocks come back in dataset order (preserve_order), so rows line up with the split as in the local engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from styleid.errors import StyleidError
+from styleid.params import EmbedParams
+
+log = logging.getLogger(__name__)
+
+
+def require_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise StyleidError("embed.engine: ray needs Ray Data; pip install 'styleid[distributed]' or set embed.engine: local") from None
+    return ray
+
+
+def _decode(batch: dict, spec_json: dict) -> dict:
+    """Images -> model input tensors, with the same loader and transform as the local engine."""
+    import torch
+
+    from styleid.images import BadImage, load_rgb
+    from styleid.models.embedder import ModelSpec
+    from styleid.training.transforms import eval_transform
+
+    fields = ModelSpec.__dataclass_fields__
+    transform = eval_transform(ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec_json.items() if k in fields}))
+    images = []
+    for path in batch["path"]:
+        try:
+            images.append(transform(load_rgb(Path(path))))
+        except BadImage as exc:
+            raise StyleidError(f"{path}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
+    return {"row": batch["row"], "image": torch.stack(images).numpy()}
+
+
+class _EmbedActor:
+    """One model replica: built once from the object store, then fed batches of decoded images."""
+
+    def __init__(self, model_ref: list, flip: bool, threads: int):
+        import ray
+        import torch
+
+        from styleid.devices import best
+        from styleid.models.embedder import loads
+
+        torch.set_num_threads(max(1, threads))
+        spec_json, weights = ray.get(model_ref[0])  # wrapped in a list so Ray hands over the reference, not a copy per actor
+        use_gpu = bool(ray.get_gpu_ids())
+        self.model = loads(spec_json, weights).to(best() if use_gpu else "cpu").eval()
+        self.flip = flip
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        from styleid.embedding import embed_batch
+
+        with torch.inference_mode():
+            out = embed_batch(self.model, torch.from_numpy(batch["image"]), self.flip).cpu().numpy()
+        return {"row": batch["row"], "embedding": out.astype(np.float32)}
+
+
+class RayEngine:
+    """A Ray session for the embed stage: connects (or starts a local cluster) on enter, shuts down what it started."""
+
+    def __init__(self, model_dir: Path, params: EmbedParams, num_cpus: int | None = None):
+        self.model_dir, self.params, self.num_cpus = Path(model_dir), params, num_cpus
+        self.ray = require_ray()
+        self._started = False
+
+    def __enter__(self) -> "RayEngine":
+        ray = self.ray
+        if not ray.is_initialized():
+            address = self.params.ray_address or None
+            try:
+                ray.init(address=address, num_cpus=self.num_cpus if address is None else None, include_dashboard=False,
+                         logging_level=logging.WARNING, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise StyleidError(f"embed.ray_address: cannot reach a Ray cluster at {address!r} ({str(exc).strip().splitlines()[-1]}); "
+                                   "start one (`ray start --head`) or set embed.ray_address: \"\" for a local cluster") from None
+            self._started = True
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # rows come back in the split's order
+        context.enable_progress_bars = False
+        spec_json = json.loads((self.model_dir / "model.json").read_text())
+        self._spec = spec_json
+        self._model_ref = ray.put((spec_json, (self.model_dir / "model.safetensors").read_bytes()))
+        gpus = ray.cluster_resources().get("GPU", 0)
+        self._gpus = self.params.ray_gpus_per_actor if gpus > 0 else 0
+        log.info("embed: Ray cluster with %s CPUs, %s GPUs; %d model actors", ray.cluster_resources().get("CPU", 0), gpus, self.params.ray_actors)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._started:
+            self.ray.shutdown()
+
+    def iter_embed(self, paths: Sequence[Path]) -> Iterator[np.ndarray]:
+        """Embeddings of `paths`, in order, one block at a time."""
+        if not paths:
+            return
+        ray, p = self.ray, self.params
+        items = [{"row": i, "path": str(path)} for i, path in enumerate(paths)]
+        blocks = max(1, min(len(items) // p.batch_size, 4 * p.ray_actors * 4))
+        ds = ray.data.from_items(items, override_num_blocks=blocks)
+        ds = ds.map_batches(_decode, fn_kwargs={"spec_json": self._spec}, batch_size=p.batch_size, num_cpus=1)
+        ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"model_ref": [self._model_ref], "flip": p.flip_tta,
+                                                                "threads": int(p.ray_cpus_per_actor)},
+                            batch_size=p.batch_size, concurrency=p.ray_actors, num_cpus=p.ray_cpus_per_actor, num_gpus=self._gpus)
+        expected = 0
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                rows = batch["row"]
+                if len(rows) and (rows[0] != expected or np.any(np.diff(rows) != 1)):
+                    raise StyleidError(f"embed: Ray returned rows out of order at row {expected}; this is a bug, please report it")
+                expected += len(rows)
+                yield batch["embedding"]
+        except ray.exceptions.RayError as exc:
+            raise StyleidError(f"embed: the Ray job failed: {_last_line(exc)}") from None
+        if expected != len(paths):
+            raise StyleidError(f"embed: Ray returned {expected} of {len(paths)} embeddings")
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__

@@ -1,0 +1,78 @@
+"""Two processes under torchrun (gloo, CPU) train the same model as one process on the same global batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from styleid.distributed import ddp
+from styleid.errors import ParamsError
+from styleid.params import params_from_dict
+from styleid.training.loop import _epoch_batches, _item_seeds
+
+WORKER = Path(__file__).with_name("ddp_train_worker.py")
+STATE_ATOL = 1e-4  # float32 sums in another order (two half-batch gradients averaged vs one)
+
+
+def _run(nproc: int, raw: dict, root: Path, out: Path) -> tuple[dict, dict]:
+    cmd = [sys.executable, str(WORKER), json.dumps(raw), str(root), str(out)]
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cmd[1:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STYLEID_DEVICE": "cpu"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "result.json").read_text()), torch.load(out / "state.pt")
+
+
+@pytest.mark.parametrize("loss", ["arcface", "multi_similarity"])
+def test_two_processes_learn_what_one_process_learns(synthetic_root, tmp_path, loss):
+    # a backbone without BatchNorm or dropout (ConvNeXt: LayerNorm), fine-tuned whole on augmented
+    # images: covers DDP's gradient sync (backbone and loss proxies), the shared batch plan, per-image
+    # augmentation seeds and the gathered validation. (Training-mode BatchNorm uses each process's
+    # own half-batch on CPU, and dropout draws per process: those runs agree in metrics, not weights.)
+    raw = {"backbone": "convnext_atto", "pretrained": "none", "epochs": 2, "batch_size": 8, "lr": 0.001,
+           "model": {"input_size": 32}, "embed": {"flip_tta": False},
+           "train": {"loss": loss, "augment": True, "m_per_class": 2, "patience": 0, "warmup_epochs": 0}}
+    one, one_state = _run(1, raw, synthetic_root, tmp_path / "one")
+    two, two_state = _run(2, raw, synthetic_root, tmp_path / "two")
+    assert two["world"] == 2 and one["world"] == 1
+    assert two["images_seen"] == one["images_seen"]  # both ranks' shares add up to the global batches
+    init = _init_state(raw)
+    assert any(not torch.equal(one_state[k], init[k]) for k in init)  # it did learn
+    for key in one_state:
+        torch.testing.assert_close(two_state[key], one_state[key], atol=STATE_ATOL, rtol=1e-3, msg=key)
+    for a, b in zip(one["history"], two["history"]):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3, abs=1e-4)
+        assert b["val_score"] == pytest.approx(a["val_score"], abs=1e-6)
+
+
+def _init_state(raw: dict) -> dict:
+    from styleid.models.embedder import build
+
+    torch.manual_seed(params_from_dict(raw).seed)  # the init train() makes
+    return build(raw["backbone"], "none", 32, 0, 1.0, True).state_dict()
+
+
+def test_each_rank_gets_its_share_of_every_global_batch_with_the_same_item_seeds(monkeypatch):
+    plan = lambda: [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]  # noqa: E731
+    monkeypatch.setattr(ddp, "broadcast", lambda obj, src=0: plan() if obj is None else obj)  # rank 0's draw reaches rank 1
+    one, sizes = _epoch_batches(plan, seed=1, epoch=1, here=ddp.World())
+    assert sizes == [6, 5]
+    parts = [_epoch_batches(plan, seed=1, epoch=1, here=ddp.World(rank, 2))[0] for rank in (0, 1)]
+    for b, whole in enumerate(one):
+        assert parts[0][b] + parts[1][b] == whole  # the same (image, seed) pairs, split in two
+    assert [len(parts[0][b]) for b in range(2)] == [3, 2] and [len(parts[1][b]) for b in range(2)] == [3, 3]
+    seeds = [s for batch in _item_seeds(1, 1, plan()) for _, s in batch]
+    assert len(set(seeds)) == len(seeds)
+    assert _item_seeds(1, 2, plan()) != _item_seeds(1, 1, plan())  # a new epoch, new augmentations
+
+
+def test_nproc_must_be_positive():
+    with pytest.raises(ParamsError, match="train.nproc"):
+        params_from_dict({"train": {"nproc": 0}})
