@@ -92,15 +92,20 @@ def bench_train(root: Path, backbone: str, batch_size: int, workers: int) -> dic
             "train_vs_forward_backward": round(loop_ips / bare_ips, 3)}
 
 
+def copy_pipeline(dest: Path) -> None:
+    """The tracked pipeline files (code, dvc.yaml, params) into `dest`, without data or results."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if rel.startswith(("src/", "stages/", ".dvc/")) or rel in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+
+
 def bench_noop_repro() -> dict:
     """A finished tiny pipeline in a temporary git repo; time a `dvc repro` that has nothing to do."""
     tmp = Path(tempfile.mkdtemp(prefix="styleid-bench-"))
     try:
-        files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-        for rel in files:
-            if rel.startswith(("src/", "stages/", ".dvc/")) or rel in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(REPO / rel, tmp / rel)
+        copy_pipeline(tmp)
         import yaml
 
         params = yaml.safe_load((tmp / "params.yaml").read_text())

@@ -32,15 +32,20 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
             model = load(MODEL_DIR).to(devices.best())
             transform = eval_transform(model.spec)
             embed_paths = lambda paths: iter_embed(model, paths, transform, e.batch_size, e.num_workers, desc="embed", flip=e.flip_tta)  # noqa: E731
-        start, total, dim = time.perf_counter(), 0, 0
-        for part in ("query", "gallery"):
-            entries = split[part]
-            with ShardWriter(EMBEDDINGS / part, e.shard_rows) as writer:
-                for block in embed_paths([Path(x["image"]) for x in entries]):
-                    writer.add(l2_normalize(block))
-            dim = writer.dim or dim
+        start = time.perf_counter()
+        queries, gallery = split["query"], split["gallery"]
+        # both parts in one pass (one Ray job): the first len(queries) rows are the queries
+        with ShardWriter(EMBEDDINGS / "query", e.shard_rows) as query_out, ShardWriter(EMBEDDINGS / "gallery", e.shard_rows) as gallery_out:
+            row = 0
+            for block in embed_paths([Path(x["image"]) for x in [*queries, *gallery]]):
+                block = l2_normalize(block)
+                cut = max(0, min(len(block), len(queries) - row))
+                query_out.add(block[:cut])
+                gallery_out.add(block[cut:])
+                row += len(block)
+        for part, entries in (("query", queries), ("gallery", gallery)):
             write_json(EMBEDDINGS / f"{part}.json", [{"name": x["name"], "person": x["person"], "file": x["file"]} for x in entries])
-            total += len(entries)
+        total, dim = len(queries) + len(gallery), gallery_out.dim or query_out.dim or 0
         seconds = time.perf_counter() - start
     write_json(METRICS / "embed.json", {"embed_seconds": round(seconds, 3), "embed_images_per_s": round(total / max(seconds, 1e-9), 2)})
     print(f"embed ({e.engine}): {len(split['query'])} queries, {len(split['gallery'])} gallery images, dim {dim}; "

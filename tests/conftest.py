@@ -27,3 +27,14 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     generate(root, seed=3, people=8, photos=3, renders=3, size=64)
     return root
+
+
+def need_ray() -> None:
+    """Ray (the distributed extra) is optional to install but mandatory in CI, whose Makefile installs it."""
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI needs Ray for the distributed tests: the Makefile installs styleid[distributed]")
+        pytest.skip("Ray is not installed (pip install 'styleid[distributed]')")

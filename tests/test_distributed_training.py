@@ -76,3 +76,20 @@ def test_each_rank_gets_its_share_of_every_global_batch_with_the_same_item_seeds
 def test_nproc_must_be_positive():
     with pytest.raises(ParamsError, match="train.nproc"):
         params_from_dict({"train": {"nproc": 0}})
+
+
+def test_a_failing_process_is_reported_in_one_line_without_tracebacks(tmp_path):
+    worker = tmp_path / "worker.py"
+    worker.write_text("import os\nfrom styleid.errors import StyleidError\nfrom styleid.pipeline import stage\n\n"
+                      "@stage\ndef work_stage():\n    if os.environ['RANK'] == '1':\n        raise StyleidError('rank 1 could not read its images')\n\n"
+                      "work_stage()\n")
+    launcher = ("from styleid.distributed import ddp\nfrom styleid.pipeline import stage\n\n"
+                f"@stage\ndef train_stage():\n    ddp.launch(2, {str(worker)!r}, [])\n\ntrain_stage()\n")
+    env = {**os.environ, "STYLEID_DEVICE": "cpu"}
+    env.pop("STYLEID_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "styleid work: error: rank 1 could not read its images" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("styleid train: error: train: 1 of 2 training processes failed (exit code 1); "
+                                                    "their own messages are above")

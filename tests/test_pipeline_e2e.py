@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, shared_dataset
+from conftest import REPO, need_ray, shared_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +84,33 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
     shown = run(repo, "dvc", "exp", "show", "--no-pager", "--csv")
     assert "lr001" in shown and "0.01" in shown
     assert "score" in run(repo, "dvc", "metrics", "diff", "--all")
+
+
+DISTRIBUTED_TOLERANCE = 0.02  # recall / mAP: the same model up to float sums in another order
+
+
+def test_distributed_pipeline_matches_the_single_process_one(tmp_path):
+    """torchrun (2 gloo processes) + the Ray engine (local 2-CPU cluster) + 2 index shards through dvc exp run.
+
+    ConvNeXt (LayerNorm, no dropout) without a projection head has no per-process batch statistics,
+    so one process and two learn the same model; the rest of the pipeline must then agree too.
+    """
+    need_ray()
+    config = _merge(json.loads(json.dumps(TINY)), {"backbone": "convnext_atto", "pretrained": "none", "model": {"embed_dim": 0}, "data": {"align": "none"}})
+    repo = make_repo(tmp_path / "repo", config)
+    run(repo, "dvc", "repro")
+    single = metrics_of(repo)
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
+    out = run(repo, "dvc", "exp", "run", "--name", "dist", "-S", "train.nproc=2", "-S", "embed.engine=ray", "-S", "embed.ray_actors=2",
+              "-S", "index.shards=2", "-S", "index.merge=false")
+    assert "2 process(es)" in out and "embed (ray)" in out and "2 parts (IndexShards)" in out
+    assert sorted(p.name for p in (repo / "models" / "index").iterdir()) == ["part-000.faiss", "part-001.faiss"]
+    assert json.loads((repo / "metrics" / "train.json").read_text())["train_processes"] == 2
+    distributed = metrics_of(repo)
+    for key in ("recall@1", "recall@5", "recall@10", "mAP"):
+        assert distributed[key] == pytest.approx(single[key], abs=DISTRIBUTED_TOLERANCE), key
+    assert distributed["n_queries"] == single["n_queries"] and distributed["n_gallery"] == single["n_gallery"]
 
 
 def _check_panels(repo: Path) -> None:

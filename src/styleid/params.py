@@ -167,7 +167,7 @@ class EmbedParams:
     shard_rows: int = 100_000  # embeddings per .npy shard in data/embeddings/<part>/
     engine: Literal["local", "ray"] = "local"  # ray: Ray Data over a cluster (pip install 'styleid[distributed]')
     ray_address: str = ""  # "" = start a local Ray cluster; "auto" = the running one; "ray://host:10001" = a remote one
-    ray_actors: int = 2  # model replicas (Ray actors), each loads the model once
+    ray_actors: int = 0  # model replicas (Ray actors), each loads the model once; 0 = one per GPU, or the CPUs left after one for decoding
     ray_cpus_per_actor: float = 1.0  # CPUs each replica reserves (also its torch threads)
     ray_gpus_per_actor: float = 1.0  # GPUs each replica reserves, only when the cluster has GPUs
 
@@ -175,7 +175,7 @@ class EmbedParams:
         _check(self.batch_size >= 1, "embed.batch_size", "must be >= 1")
         _check(self.num_workers >= 0, "embed.num_workers", "must be >= 0")
         _check(self.shard_rows >= 1, "embed.shard_rows", "must be >= 1")
-        _check(self.ray_actors >= 1, "embed.ray_actors", "must be >= 1")
+        _check(self.ray_actors >= 0, "embed.ray_actors", "must be >= 0 (0 = auto)")
         _check(self.ray_cpus_per_actor > 0 and self.ray_gpus_per_actor >= 0, "embed.ray_cpus_per_actor",
                "ray_cpus_per_actor must be > 0 and ray_gpus_per_actor >= 0")
 
