@@ -14,7 +14,8 @@ import torch
 from styleid.distributed import ddp
 from styleid.errors import ParamsError
 from styleid.params import params_from_dict
-from styleid.training.loop import _epoch_batches, _item_seeds
+from styleid.training.loop import _epoch_batches
+from styleid.training.samplers import seeded_batches
 
 WORKER = Path(__file__).with_name("ddp_train_worker.py")
 STATE_ATOL = 1e-4  # float32 sums in another order (two half-batch gradients averaged vs one)
@@ -68,9 +69,9 @@ def test_each_rank_gets_its_share_of_every_global_batch_with_the_same_item_seeds
     for b, whole in enumerate(one):
         assert parts[0][b] + parts[1][b] == whole  # the same (image, seed) pairs, split in two
     assert [len(parts[0][b]) for b in range(2)] == [3, 2] and [len(parts[1][b]) for b in range(2)] == [3, 3]
-    seeds = [s for batch in _item_seeds(1, 1, plan()) for _, s in batch]
+    seeds = [s for batch in seeded_batches(plan(), 1, 1) for _, s in batch]
     assert len(set(seeds)) == len(seeds)
-    assert _item_seeds(1, 2, plan()) != _item_seeds(1, 1, plan())  # a new epoch, new augmentations
+    assert seeded_batches(plan(), 1, 2) != seeded_batches(plan(), 1, 1)  # a new epoch, new augmentations
 
 
 def test_nproc_must_be_positive():

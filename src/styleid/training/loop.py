@@ -34,7 +34,7 @@ from styleid.search.index import l2_normalize
 from styleid.training.datasets import TrainDataset
 from styleid.training.losses import LossConfig, create_loss, distributed_loss, per_sample_mean
 from styleid.training.optim import create_optimizer, create_scheduler, param_groups
-from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people
+from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people, rank_share, seeded_batches
 from styleid.training.transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -139,22 +139,12 @@ def _embed_parts(network: nn.Module, parts: dict[str, list[tuple[Path, str]]], t
     return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
 
 
-def _item_seeds(seed: int, epoch: int, batches: list[list[int]]) -> list[list[tuple[int, int]]]:
-    """(image, seed) per batch item: the seed depends on the item's place in the epoch, never on the rank."""
-    base = np.random.SeedSequence([seed, 11, epoch]).generate_state(1)[0]
-    out, position = [], 0
-    for batch in batches:
-        out.append([(int(i), int((base + position + j) % 2**31)) for j, i in enumerate(batch)])
-        position += len(batch)
-    return out
-
-
 def _epoch_batches(next_epoch: Callable[[], list[list[int]]], seed: int, epoch: int,
                    here: ddp.World) -> tuple[list[list[tuple[int, int]]], list[int]]:
     """This rank's share of each of the epoch's global batches, and the global sizes; rank 0 draws them so every rank agrees."""
     batches = ddp.broadcast([[int(i) for i in b] for b in next_epoch()] if here.main else None)
     batches = [b for b in batches if len(b) >= here.size]  # every rank needs an item in every step
-    return [b[ddp.share(len(b), here)] for b in _item_seeds(seed, epoch, batches)], [len(b) for b in batches]
+    return rank_share(seeded_batches(batches, seed, epoch), here.rank, here.size), [len(b) for b in batches]
 
 
 class _Objective(nn.Module):

@@ -4,6 +4,10 @@ Metric losses need positives in every batch: pytorch-metric-learning's MPerClass
 images of each sampled person in a batch. When people have both photos and renders, the
 cross-domain sampler splits those m between the two domains, so every positive pair the loss
 sees can cross the gap the test asks it to cross.
+
+Distributed: every rank takes rank_share of the same global batches (drawn once, by rank 0), so the
+global batch stays class-balanced; seeded_batches gives each image its own augmentation seed from
+its place in the epoch, so the augmented images do not depend on how many processes train.
 """
 
 from __future__ import annotations
@@ -70,3 +74,18 @@ def has_cross_domain_people(labels: Sequence[int], domains: Sequence[str]) -> bo
     for label, domain in zip(labels, domains):
         seen[label].add(domain)
     return any(len(d) >= 2 for d in seen.values())
+
+
+def seeded_batches(batches: Sequence[Sequence[int]], seed: int, epoch: int) -> list[list[tuple[int, int]]]:
+    """(image index, augmentation seed) per batch item; the seed depends on the item's place in the epoch only."""
+    base = int(np.random.SeedSequence([seed, 11, epoch]).generate_state(1)[0])
+    out, position = [], 0
+    for batch in batches:
+        out.append([(int(i), (base + position + j) % 2**31) for j, i in enumerate(batch)])
+        position += len(batch)
+    return out
+
+
+def rank_share(batches: Sequence[Sequence], rank: int, world: int) -> list[list]:
+    """Rank `rank`'s contiguous share of every batch (shares differ in size by at most one item)."""
+    return [list(b[(len(b) * rank) // world:(len(b) * (rank + 1)) // world]) for b in batches]
