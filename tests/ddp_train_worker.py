@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+from safetensors.torch import save_file
 
 from styleid.distributed import ddp
 from styleid.params import params_from_dict
@@ -29,7 +29,7 @@ def main(raw: str, root: str, out: str) -> None:
     result = train(params_from_dict(json.loads(raw)), data)
     if here.main:
         out_path.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, out_path / "state.pt")
+        save_file({k: v.detach().contiguous().clone() for k, v in result.model.state_dict().items()}, str(out_path / "state.safetensors"))
         (out_path / "result.json").write_text(json.dumps({"history": result.history, "best_epoch": result.best_epoch,
                                                           "images_seen": result.images_seen, "world": here.size}))
     ddp.shutdown()

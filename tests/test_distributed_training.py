@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from styleid.distributed import ddp
 from styleid.errors import ParamsError
@@ -28,7 +29,7 @@ def _run(nproc: int, raw: dict, root: Path, out: Path) -> tuple[dict, dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "STYLEID_DEVICE": "cpu"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((out / "result.json").read_text()), torch.load(out / "state.pt")
+    return json.loads((out / "result.json").read_text()), load_file(str(out / "state.safetensors"))
 
 
 @pytest.mark.parametrize("loss", ["arcface", "multi_similarity"])

@@ -98,12 +98,6 @@ def all_sum(values: list[float]) -> list[float]:
     return t.tolist()
 
 
-def share(n: int, here: World) -> slice:
-    """This rank's contiguous slice of n items (sizes differ by at most one)."""
-    lo, hi = (n * here.rank) // here.size, (n * (here.rank + 1)) // here.size
-    return slice(lo, hi)
-
-
 def check_nproc(nproc: int) -> None:
     if devices.best().type == "cuda" and nproc > torch.cuda.device_count():
         raise ParamsError(f"train.nproc: {nproc} processes but {torch.cuda.device_count()} GPUs; NCCL needs one GPU per process")

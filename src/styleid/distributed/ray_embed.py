@@ -130,7 +130,7 @@ class RayEngine:
             return
         ray, p = self.ray, self.params
         items = [{"row": i, "path": str(Path(path).absolute())} for i, path in enumerate(paths)]  # workers may start elsewhere
-        blocks = max(1, min(len(items) // p.batch_size, 16 * self.actors))
+        blocks = min(len(items), max(self.actors, min(-(-len(items) // p.batch_size), 16 * self.actors)))  # every actor gets work
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(_decode, fn_kwargs={"spec_json": self._spec}, batch_size=p.batch_size, num_cpus=DECODE_CPUS)
         ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"model_ref": [self._model_ref], "flip": p.flip_tta,

@@ -134,7 +134,7 @@ def _embed_parts(network: nn.Module, parts: dict[str, list[tuple[Path, str]]], t
         return {}
     row = {path: i for i, path in enumerate(unique)}
     here = ddp.world()  # several ranks: each embeds its slice, all gather the rest
-    mine = extract(network, unique[ddp.share(len(unique), here)], transform, batch_size, num_workers, desc, flip=flip)
+    mine = extract(network, rank_share([unique], here.rank, here.size)[0], transform, batch_size, num_workers, desc, flip=flip)
     every = torch.from_numpy(np.concatenate([m for m in ddp.all_gather(mine) if m.size]))
     return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
 
