@@ -84,6 +84,7 @@ def test_training_stops_clearly_on_a_nan_loss(synthetic_root, monkeypatch):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the pickle is the point of the test
 def test_pickled_weights_are_refused(tmp_path):
     from styleid.models.backbones import _load_file
 
