@@ -2,8 +2,7 @@
 
 Decoding runs as stateless map_batches tasks (they scale over the cluster's CPUs) and the model in a
 pool of actors that each load it once (one GPU each when the cluster has GPUs); without GPUs, Ray
-fuses the two steps into the actors. The model
-travels through Ray's object store, so workers need the images but not the repository's models/.
+fuses the two steps into the actors. The model travels through Ray's object store, so workers need the images but not the repository's models/.
 Blocks come back in dataset order (preserve_order), so rows line up with the split as in the local engine.
 """
 
@@ -18,7 +17,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from styleid.errors import StyleidError
+from styleid.models.embedder import spec_from_json
 from styleid.params import EmbedParams
+from styleid.training.transforms import eval_transform
 
 log = logging.getLogger(__name__)
 DECODE_CPUS = 1  # each decoding task's CPU reservation
@@ -33,23 +34,14 @@ def require_ray():
     return ray
 
 
-def _decode(batch: dict, spec_json: dict) -> dict:
-    """Images -> model input tensors, with the same loader and transform as the local engine."""
+def _decode(batch: dict, transform) -> dict:
+    """Images -> model input tensors, through the local engine's dataset (same loader, transform and errors)."""
     import torch
 
-    from styleid.images import BadImage, load_rgb
-    from styleid.models.embedder import ModelSpec
-    from styleid.training.transforms import eval_transform
+    from styleid.training.datasets import ImageDataset
 
-    fields = ModelSpec.__dataclass_fields__
-    transform = eval_transform(ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec_json.items() if k in fields}))
-    images = []
-    for path in batch["path"]:
-        try:
-            images.append(transform(load_rgb(Path(path))))
-        except BadImage as exc:
-            raise StyleidError(f"{path}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
-    return {"row": batch["row"], "image": torch.stack(images).numpy()}
+    images = ImageDataset([Path(p) for p in batch["path"]], [0] * len(batch["path"]), transform)
+    return {"row": batch["row"], "image": torch.stack([images[i][0] for i in range(len(images))]).numpy()}
 
 
 class _EmbedActor:
@@ -113,7 +105,7 @@ class RayEngine:
         context.execution_options.preserve_order = True  # rows come back in the split's order
         context.enable_progress_bars = False
         spec_json = json.loads((self.model_dir / "model.json").read_text())
-        self._spec = spec_json
+        self._transform = eval_transform(spec_from_json(spec_json))  # built once here, shipped to the decoding tasks
         self._model_ref = ray.put((spec_json, (self.model_dir / "model.safetensors").read_bytes()))
         resources = ray.cluster_resources()
         self._gpus = self.params.ray_gpus_per_actor if resources.get("GPU", 0) > 0 else 0
@@ -132,7 +124,7 @@ class RayEngine:
         items = [{"row": i, "path": str(Path(path).absolute())} for i, path in enumerate(paths)]  # workers may start elsewhere
         blocks = min(len(items), max(self.actors, min(-(-len(items) // p.batch_size), 16 * self.actors)))  # every actor gets work
         ds = ray.data.from_items(items, override_num_blocks=blocks)
-        ds = ds.map_batches(_decode, fn_kwargs={"spec_json": self._spec}, batch_size=p.batch_size, num_cpus=DECODE_CPUS)
+        ds = ds.map_batches(_decode, fn_kwargs={"transform": self._transform}, batch_size=p.batch_size, num_cpus=DECODE_CPUS)
         ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"model_ref": [self._model_ref], "flip": p.flip_tta,
                                                                 "threads": int(p.ray_cpus_per_actor)},
                             batch_size=p.batch_size, compute=ray.data.ActorPoolStrategy(size=self.actors), num_cpus=p.ray_cpus_per_actor, num_gpus=self._gpus)

@@ -99,10 +99,15 @@ def load(folder: Path) -> Embedder:
     return loads(json.loads(spec_path.read_text()), weights_path.read_bytes())
 
 
+def spec_from_json(spec_json: dict) -> ModelSpec:
+    """model.json's contents as a ModelSpec (JSON lists back to tuples; extra keys such as best_epoch dropped)."""
+    fields = ModelSpec.__dataclass_fields__
+    return ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec_json.items() if k in fields})
+
+
 def loads(spec_json: dict, weights: bytes) -> Embedder:
     """load() from the two files' contents (how remote workers get the model without a shared disk)."""
-    fields = ModelSpec.__dataclass_fields__
-    spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec_json.items() if k in fields})
+    spec = spec_from_json(spec_json)
     backbone, _ = create_backbone(spec.backbone, "none")
     model = Embedder(backbone, spec)
     model.load_state_dict(load_bytes(weights), strict=True)
