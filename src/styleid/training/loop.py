@@ -210,7 +210,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     labels = [classes[p] for _, p in data.train]
     domains = data.train_domains or ["photo"] * len(labels)
     next_epoch = _batch_plan(params, labels, domains, gen)
-    steps_per_epoch = max(1, len(ddp.broadcast(next_epoch() if here.main else None)))
+    steps_per_epoch = max(1, ddp.broadcast(len(next_epoch()) if here.main else None))  # rank 0 draws; the count is all the others need
     groups = param_groups(model, loss_fn, params.lr, t.weight_decay, t.layer_decay, t.loss_lr)
     optimizer = create_optimizer(groups, t.optimizer, params.lr, t.weight_decay)
     scheduler = create_scheduler(optimizer, t.schedule, params.lr, params.epochs * steps_per_epoch, round(t.warmup_epochs * steps_per_epoch))
@@ -224,6 +224,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     if cached:
         # frozen backbone: its features once, for every part; the epochs train the head on them
+        label_tensor = torch.as_tensor(labels)
         feats = _embed_parts(model.backbone, {"train": data.train, "holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
                              ev, params.embed.batch_size, t.num_workers, False, "train: backbone features")
     else:
@@ -241,7 +242,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         epoch_start = time.perf_counter()
         batches, global_sizes = _epoch_batches(next_epoch, params.seed, epoch, here)
         if cached:
-            source = ((None, torch.as_tensor(labels)[idx], feats["train"][idx]) for idx in (torch.as_tensor([i for i, _ in b]) for b in batches))
+            source = ((None, label_tensor[idx], feats["train"][idx]) for idx in (torch.as_tensor([i for i, _ in b]) for b in batches))
         else:
             loader = DataLoader(dataset, batch_sampler=batches, num_workers=t.num_workers, pin_memory=device.type == "cuda")
             source = ((images, lab, None) for images, lab in loader)
@@ -249,6 +250,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
             n = len(batch_labels)
             # this rank's share of the global mean (pointwise); pair losses already return world x the global loss
             weight = n * here.size / global_sizes[b] if here.distributed and pointwise else 1.0
+            unscale = weight if pointwise else here.size  # what the returned loss was multiplied by
             loss = objective(_to(images, device), _to(features, device), batch_labels.to(device), weight)
             _check_finite(loss, epoch, step, params.lr)
             optimizer.zero_grad(set_to_none=True)
@@ -256,7 +258,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
             optimizer.step()
             step += 1
             scheduler.step_update(step)
-            total += loss.item() * n / (weight * (1 if pointwise else here.size)) if here.distributed else loss.item() * n
+            total += loss.item() / unscale * n
             count += n
         total, count = ddp.all_sum([total, float(count)])
         count = int(count)
