@@ -68,3 +68,19 @@ def test_an_unreachable_cluster_is_a_one_line_error(model_dir):
     with pytest.raises(StyleidError, match="embed.ray_address: 'cluster' is not host:port"):
         with RayEngine(model_dir, EmbedParams(engine="ray", ray_address="cluster")):
             pass
+
+
+def test_an_unreadable_image_fails_the_ray_job_in_one_line_naming_it(model_dir, tmp_path):
+    need_ray()
+    from PIL import Image
+
+    from styleid.distributed.ray_embed import RayEngine
+
+    Image.new("RGB", (40, 40)).save(tmp_path / "fine.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    with RayEngine(model_dir, EmbedParams(batch_size=2), num_cpus=2) as engine:
+        with pytest.raises(StyleidError) as failure:
+            list(engine.iter_embed([tmp_path / "fine.png", tmp_path / "broken.png"]))
+    message = str(failure.value)
+    assert "\n" not in message and message.startswith("embed: the Ray job failed: ")
+    assert f"{tmp_path / 'broken.png'}: not a readable image" in message and "rerun `dvc repro`" in message

@@ -180,5 +180,7 @@ def _check_reachable(address: str | None) -> None:
 
 
 def _last_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    """The worker's own error line: Ray appends its wrappers after "The above exception was the direct cause"."""
+    text = str(exc).split("The above exception was the direct cause")[0]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__
