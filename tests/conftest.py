@@ -38,3 +38,24 @@ def need_ray() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI needs Ray for the distributed tests: the Makefile installs styleid[distributed]")
         pytest.skip("Ray is not installed (pip install 'styleid[distributed]')")
+
+
+def _fail_skip_under_ci(report, allowed: bool) -> None:
+    if report.skipped and os.environ.get("CI", "").lower() == "true" and not allowed and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where every test must run (mark it may_skip_in_ci with a reason if it truly may not): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI every skip is a failure, unless the test is marked may_skip_in_ci with its reason."""
+    outcome = yield
+    _fail_skip_under_ci(outcome.get_result(), item.get_closest_marker("may_skip_in_ci") is not None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A whole module skipped at import (importorskip) is a failure under CI too."""
+    outcome = yield
+    _fail_skip_under_ci(outcome.get_result(), False)

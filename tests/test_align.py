@@ -7,7 +7,6 @@ from PIL import Image
 
 from styleid.data.align import AlignSettings, FaceAligner, _face_square, align_files
 
-pytest.importorskip("facenet_pytorch")
 SETTINGS = AlignSettings("mtcnn", 96, 0.2)
 
 
@@ -64,3 +63,15 @@ def test_auto_aligns_wide_shots_and_leaves_face_crops(tmp_path):
     assert method == "none"
     assert resolve_method("none", [tmp_path / "wide.jpg"], 0) == ("none", None)
     assert resolve_method("auto", [], 0)[0] == "none"
+
+
+def test_auto_leaves_images_alone_when_faces_are_found_in_under_half(tmp_path):
+    """One wide shot with a face and two faceless drawings: crops would mostly be fallbacks, so auto says none."""
+    from styleid.data.align import resolve_method
+
+    _sample("astronaut").save(tmp_path / "wide.jpg")
+    for k in range(2):
+        Image.new("RGB", (200, 200), (240, 230 - 40 * k, 200)).save(tmp_path / f"plain{k}.jpg")
+    files = [tmp_path / "wide.jpg", tmp_path / "plain0.jpg", tmp_path / "plain1.jpg"]
+    assert resolve_method("auto", files, seed=0) == ("none", None)
+    assert resolve_method("auto", files[:2], seed=0)[0] == "mtcnn"  # one in two is enough

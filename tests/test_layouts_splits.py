@@ -105,3 +105,41 @@ def test_competition_layout(tmp_path, labelled):
 def test_archive_wrapper_folder_is_unwrapped(synthetic_root, tmp_path):
     shutil.copytree(synthetic_root, tmp_path / "wrap" / "dataset")
     assert layouts.unwrap(tmp_path / "wrap") == tmp_path / "wrap" / "dataset"
+
+
+def test_competition_layout_with_domain_marked_training_images(tmp_path):
+    """train/photos + train/renders mark each training image; validation is then photo -> render, like the test."""
+    from styleid.data.synthetic import generate
+
+    root = tmp_path / "comp"
+    rows = generate(root, seed=2, people=8, photos=2, renders=2, size=40, test_people=3)
+    assert {r[0].split("/")[0] for r in rows} == {"train", "test"} and len(rows) == (8 + 3) * 4
+    assert layouts.detect(root) == "competition"
+    result = scan_and_check(root, "auto", 0.0)
+    train_domains = Counter(i.domain for i in result.items if i.subset == "train")
+    assert train_domains == {"photo": 16, "render": 16}
+    split, to_render = make_split(result.items, result.layout, "open", SplitParams(), seed=1)
+    val = _people(split, "val_query")
+    assert len(val) == 2 and val == _people(split, "val_gallery") and not val & _people(split, "train")  # 8 x 0.25
+    assert all(e.domain == "photo" for e in split["val_query"]) and all(e.domain == "render" for e in split["val_gallery"])
+    assert {e.domain for e in split["train"] + split["holdout"]} == {"photo", "render"}
+    test = _people(split, "query")
+    assert len(test) == 3 and test == _people(split, "gallery") and not test & (_people(split, "train") | val)
+    assert all(e.path.startswith("test/query/") for e in split["query"]) and is_labelled(split) and not to_render
+
+
+def test_unmarked_competition_training_images_keep_the_mixed_validation(tmp_path):
+    from styleid.data.synthetic import generate
+
+    src = tmp_path / "gen"
+    generate(src, seed=2, people=8, photos=2, renders=2, size=40, test_people=2)
+    for part in ("photos", "renders"):  # the real competition: train/<person>/* with photos and renders mixed
+        for path in (src / "train" / part).rglob("*.png"):
+            dest = src / "train" / path.parent.name / f"{part}_{path.name}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, dest)
+        shutil.rmtree(src / "train" / part)
+    result = scan_and_check(src, "auto", 0.0)
+    assert {i.domain for i in result.items if i.subset == "train"} == {"unknown"}
+    split, _ = make_split(result.items, result.layout, "open", SplitParams(), seed=1)
+    assert len(_people(split, "val_query")) == 2 and len(split["val_query"]) == 2  # round(0.2 x 4) = 1 query per person

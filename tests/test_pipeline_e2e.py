@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 TINY = {
     "backbone": "tf_efficientnet_lite0",  # small inputs (FaceNet needs 80 px or more); the real-data test runs facenet
     "epochs": 2,
-    "data": {"synthetic": {"people": 20, "photos": 3, "renders": 3, "image_size": 64}},
+    "data": {"synthetic": {"people": 30, "photos": 3, "renders": 3, "image_size": 64}},  # 6 test people: chance R@1 1/6
     "model": {"input_size": 64},
 }
 TIMING_KEYS = {"embed_seconds", "embed_images_per_s", "index_build_seconds", "search_ms_per_query", "train_seconds"}
@@ -32,8 +32,8 @@ def _merge(base: dict, extra: dict) -> dict:
     return base
 
 
-def run(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+def run(cwd: Path, *args: str, env: dict | None = None) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **(env or {})}
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
@@ -60,11 +60,15 @@ def metrics_of(repo: Path) -> dict:
 
 def test_repro_twice_exp_run_and_determinism(tmp_path):
     repo = make_repo(tmp_path / "repo", TINY)
-    run(repo, "dvc", "repro")
+    reads = tmp_path / "reads"
+    run(repo, "dvc", "repro", env={"STYLEID_PARAMS_READ": str(reads)})
     first = metrics_of(repo)
-    assert {"recall@1", "recall@5", "recall@10", "mAP", "score", "n_queries", "n_gallery"} <= set(first)
-    submission = json.loads((repo / "submission.json").read_text())
-    assert len(submission) == first["n_queries"] and all(len(v) == 10 for v in submission.values())
+    assert {"recall@1", "recall@5", "recall@10", "mAP", "score", "n_queries", "n_gallery",
+            "score_ci95_low", "score_ci95_high", "recall@1_ci95_low", "recall@1_ci95_high"} <= set(first)
+    assert first["score_ci95_low"] <= first["score"] <= first["score_ci95_high"]
+    _check_accuracy_floor(repo, first)
+    _check_submission(repo, first)
+    _check_params_declared(reads)
 
     _check_panels(repo)
     _check_search_command(repo)
@@ -79,11 +83,65 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
 
     run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
     run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
+    # which stages each kind of param reruns (each experiment starts from the one before it)
+    out = run(repo, "dvc", "exp", "run", "-S", "retrieve.top_k=5", "--name", "top5")
+    _check_reran(out, ["retrieve", "evaluate"])
+    assert all(len(v) == 5 for v in json.loads((repo / "submission.json").read_text()).values())
+    out = run(repo, "dvc", "exp", "run", "-S", "index.factory=HNSW32", "--name", "hnsw")
+    _check_reran(out, ["index", "retrieve", "evaluate"])
     out = run(repo, "dvc", "exp", "run", "-S", "lr=0.01", "-S", "train.freeze=none", "--name", "lr001")
-    assert "Stage 'split' didn't change" in out and "Running stage 'train'" in out
+    _check_reran(out, ["train", "embed", "index", "retrieve", "evaluate"])
     shown = run(repo, "dvc", "exp", "show", "--no-pager", "--csv")
-    assert "lr001" in shown and "0.01" in shown
+    assert "lr001" in shown and "0.01" in shown and "hnsw" in shown and "top5" in shown
     assert "score" in run(repo, "dvc", "metrics", "diff", "--all")
+
+
+STAGES = ("fetch", "split", "align", "train", "embed", "index", "retrieve", "evaluate")
+
+
+def _check_reran(out: str, expected: list[str]) -> None:
+    """Exactly `expected` ran; every other stage after fetch was skipped as unchanged."""
+    ran = [s for s in STAGES if f"Running stage '{s}'" in out and s != "fetch"]
+    assert ran == expected, out[-2000:]
+    assert all(f"Stage '{s}' didn't change, skipping" in out for s in STAGES[1:] if s not in expected)
+
+
+def _check_accuracy_floor(repo: Path, result: dict) -> None:
+    """Well above chance: a random ranking finds a query's person first with probability (their gallery share)."""
+    gallery = [g["person"] for g in json.loads((repo / "data" / "embeddings" / "gallery.json").read_text())]
+    queries = [q["person"] for q in json.loads((repo / "data" / "embeddings" / "query.json").read_text())]
+    chance_r1 = float(np.mean([gallery.count(p) / len(gallery) for p in queries]))
+    assert chance_r1 < 0.25
+    assert result["recall@1"] >= max(0.6, 3 * chance_r1), (result, chance_r1)
+    assert result["mAP"] >= 0.5
+
+
+def _check_submission(repo: Path, result: dict) -> None:
+    """submission.json: one entry per query name, in query order; top_k distinct gallery names, in the ranking's order;
+    and recall@k recomputed by brute force from it and the ground truth equals metrics/eval.json."""
+    submission = json.loads((repo / "submission.json").read_text())
+    queries = json.loads((repo / "data" / "embeddings" / "query.json").read_text())
+    gallery = json.loads((repo / "data" / "embeddings" / "gallery.json").read_text())
+    names = json.loads((repo / "models" / "gallery_ids.json").read_text())["names"]
+    ids = np.load(repo / "data" / "retrieved.npz")["ids"]
+    assert list(submission) == [q["name"] for q in queries]
+    person_of = {g["name"]: g["person"] for g in gallery}
+    for q, (name, ranked) in enumerate(submission.items()):
+        assert len(ranked) == 10 and len(set(ranked)) == 10 and set(ranked) <= set(person_of)
+        assert ranked == [names[i] for i in ids[q][:10]]
+    for k in (1, 5, 10):
+        hits = [any(person_of[g] == q["person"] for g in submission[q["name"]][:k]) for q in queries]
+        assert result[f"recall@{k}"] == pytest.approx(sum(hits) / len(hits), abs=1e-6), k
+
+
+def _check_params_declared(reads: Path) -> None:
+    """Every params key a stage read while it ran is listed under that stage's params in dvc.yaml."""
+    from test_record import check_record
+
+    found = {p.stem: json.loads(p.read_text()) for p in reads.glob("*.json")}
+    assert set(found) == set(STAGES), sorted(found)
+    assert "lr" in found["train"] and "retrieve.top_k" in found["retrieve"] and "lr" not in found["embed"]
+    assert check_record.params_not_declared(REPO, found) == []
 
 
 DISTRIBUTED_TOLERANCE = 0.02  # recall / mAP: the same model up to float sums in another order
@@ -182,17 +240,18 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
     lfw = shared_dataset("lfw_deepfunneled")
     ourcar = shared_dataset("ourcar_photo_caricature")
     small_lfw = tmp_path / "lfw"
-    _copy_people(lfw, small_lfw, sorted(p.name for p in lfw.iterdir() if p.is_dir())[:5], per=10)
+    _copy_people(lfw, small_lfw, sorted(p.name for p in lfw.iterdir() if p.is_dir())[:8], per=10)
     small_car = tmp_path / "ourcar"
-    people = sorted(p.name for p in (ourcar / "photos").iterdir())[:8]
+    people = sorted(p.name for p in (ourcar / "photos").iterdir())[:20]
     _copy_people(ourcar / "photos", small_car / "photos", people, per=4)
     _copy_people(ourcar / "caricatures", small_car / "caricatures", people, per=3)
 
     repo = make_repo(tmp_path / "repo", {"epochs": 1, "model": {"input_size": 96}, "retrieve": {"top_k": 5}})
     run(repo, "dvc", "exp", "run", "-S", f"data.source={small_lfw}", "-S", "data.protocol=closed")
     lfw_metrics = metrics_of(repo)
-    assert lfw_metrics["n_queries"] == 5 * 1 and lfw_metrics["labelled"]  # 20% of each person's 3 test images
-    assert lfw_metrics["recall@10"] > 0
+    assert lfw_metrics["n_queries"] == 8 * 1 and lfw_metrics["labelled"]  # 20% of each person's 3 test images
+    # FaceNet on aligned LFW faces: each query's person has 2 of the 16 gallery images (chance R@1 1/8)
+    assert lfw_metrics["recall@1"] >= 0.75 and lfw_metrics["mAP"] >= 0.6, lfw_metrics
 
     run(repo, "dvc", "exp", "run", "-S", f"data.source={small_car}", "-S", "data.protocol=open")
     car = metrics_of(repo)
@@ -200,6 +259,9 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
     assert splits["layout"] == "domains" and splits["protocol"] == "open"
     assert not {e["person"] for e in splits["train"]} & {e["person"] for e in splits["query"]}
     assert all("caricatures/" in e["name"] for e in splits["gallery"]) and car["n_gallery"] == len(splits["gallery"])
+    test_people = {e["person"] for e in splits["query"]}
+    assert len(test_people) == 4  # chance R@1 = 1/4: each test person has 3 of the 12 caricatures
+    assert car["recall@1"] >= 0.6 and car["recall@5"] >= 0.9, car  # photo -> caricature across a real artist's styles
 
     # face backbone and alignment, offline: crops for every image, fallbacks counted, the model reads the crops
     out = run(repo, "dvc", "exp", "run", "-S", f"data.source={small_car}", "-S", "backbone=facenet", "-S", "model.input_size=0",
@@ -234,3 +296,39 @@ def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
     assert result["labelled"] is False and "score" not in result and result["n_queries"] == 12
     submission = json.loads((repo / "submission.json").read_text())
     assert len(submission) == 12 and all(len(v) == 10 and "/" not in v[0] for v in submission.values())
+
+
+def _readme_quickstart() -> list[str]:
+    """The shell lines of the README's Quickstart section, in order, comments dropped."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```bash\n")[1:]
+    lines = [line.split("#", 1)[0].strip() for block in blocks for line in block.split("```", 1)[0].splitlines()]
+    return [line for line in lines if line]
+
+
+def test_readme_quickstart_commands_work_as_written(tmp_path):
+    """A new user's session, from the README: make repro, then the experiment commands (make test is this suite)."""
+    lines = _readme_quickstart()
+    assert lines[:2] == ["make repro", "make test"] and "source .venv/bin/activate" in lines
+    assert any(line.startswith("dvc exp run") for line in lines) and "dvc exp show" in " ".join(lines)
+    repo = make_repo(tmp_path / "repo", TINY)
+    for rel in ("Makefile", "requirements.lock", "README.md"):
+        shutil.copy2(REPO / rel, repo / rel)
+    venv = Path(sys.prefix)
+    (repo / ".venv").symlink_to(venv)  # the suite's own environment stands in for the one make would create
+    stamp = sorted(venv.glob(".installed-*"))
+    assert stamp, "make test runs inside the Makefile's .venv"
+    for rel in ("Makefile", "requirements.lock", "pyproject.toml"):  # older than the stamp: make installs nothing
+        os.utime(repo / rel, (stamp[-1].stat().st_mtime - 60,) * 2)
+    with open(repo / ".git" / "info" / "exclude", "a") as fh:
+        fh.write(".venv\n")
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "as cloned")
+    script = "set -euo pipefail\n" + "\n".join(line for line in lines if line != "make test") + "\n"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != venv / "bin")  # dvc only after `source`
+    env["DVC_NO_ANALYTICS"] = "1"
+    proc = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, f"{script}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "Running stage 'train'" in proc.stdout + proc.stderr
+    assert (repo / "metrics" / "eval.json").is_file() and (repo / "dvc_plots" / "index.html").is_file()

@@ -40,3 +40,10 @@ def test_identities_are_separable(synthetic_root):
     np.fill_diagonal(d, np.inf)
     hits = np.mean([people[i] == people[j] for i, j in enumerate(d.argmin(1))])
     assert hits > 0.4
+
+
+def test_generator_writes_the_same_bytes_with_several_workers(tmp_path):
+    one = generate(tmp_path / "one", seed=4, people=3, photos=2, renders=1, size=40, test_people=2)
+    two = generate(tmp_path / "two", seed=4, people=3, photos=2, renders=1, size=40, test_people=2, workers=2)
+    assert one == two
+    assert all((tmp_path / "one" / r).read_bytes() == (tmp_path / "two" / r).read_bytes() for r, _, _ in one)

@@ -1,3 +1,1 @@
 """styleid: find a person's stylized renderings (cartoons, caricatures, renders) from a natural photo."""
-
-__version__ = "0.1.0"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 SCORE_WEIGHTS = {1: 600.0, 5: 300.0, 10: 100.0}  # the competition's score = 600 R@1 + 300 R@5 + 100 R@10
+BOOTSTRAP_RESAMPLES = 2000  # resamples of the test people for the 95% intervals
 
 
 def rank_by_scores(scores: np.ndarray) -> np.ndarray:
@@ -20,10 +21,15 @@ def rank_by_scores(scores: np.ndarray) -> np.ndarray:
 
 
 def relevance(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str]) -> np.ndarray:
-    """Boolean matrix: relevance[q, r] is True when the r-th result of query q shows the same person."""
+    """Boolean matrix: relevance[q, r] is True when the r-th result of query q shows the same person.
+
+    A negative id is FAISS's padding (an approximate index found fewer candidates): never relevant.
+    """
+    rankings = np.asarray(rankings)
     gallery = np.asarray(gallery_people, dtype=object)
     query = np.asarray(query_people, dtype=object)[:, None]
-    return gallery[np.asarray(rankings)] == query
+    real = rankings >= 0
+    return (gallery[np.where(real, rankings, 0)] == query) & real
 
 
 def recall_at_k(rel: np.ndarray, k: int) -> float:
@@ -50,6 +56,34 @@ def mean_average_precision(rel: np.ndarray, n_relevant: Sequence[int]) -> float:
 
 def score(recalls: dict[int, float]) -> float:
     return float(sum(w * recalls[k] for k, w in SCORE_WEIGHTS.items()))
+
+
+def bootstrap_intervals(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], seed: int,
+                        resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, float]:
+    """Percentile bootstrap intervals for score and recall@1, resampling test *people* with replacement.
+
+    People, not queries, are the unit: one person's queries are not independent draws, and a new
+    set of people is what a rerun elsewhere (or another dataset) brings.
+    """
+    rel = relevance(rankings, query_people, gallery_people)
+    per_query = {k: rel[:, :k].any(axis=1).astype(float) for k in SCORE_WEIGHTS}
+    people = sorted(set(query_people))
+    if not people:
+        return {}
+    index = {p: i for i, p in enumerate(people)}
+    owner = np.array([index[p] for p in query_people])
+    counts = np.bincount(owner, minlength=len(people)).astype(float)
+    sums = {k: np.bincount(owner, weights=v, minlength=len(people)) for k, v in per_query.items()}
+    draws = np.random.default_rng([seed, 53]).integers(0, len(people), size=(resamples, len(people)))
+    weights = np.stack([np.bincount(row, minlength=len(people)) for row in draws]).astype(float)  # times each person is drawn
+    n = weights @ counts
+    recalls = {k: (weights @ s) / n for k, s in sums.items()}
+    scores = sum(w * recalls[k] for k, w in SCORE_WEIGHTS.items())
+    out = {}
+    for name, values, digits in (("score", scores, 3), ("recall@1", recalls[1], 6)):
+        low, high = np.percentile(values, [2.5, 97.5])
+        out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = round(float(low), digits), round(float(high), digits)
+    return out
 
 
 def evaluate(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +20,40 @@ import yaml
 from styleid.errors import ParamsError
 
 STYLES = ("cartoon", "sketch", "posterize", "painterly", "colour_shift")
+READS_ENV = "STYLEID_PARAMS_READ"  # a folder: each stage writes <stage>.json, the params keys it read (tests compare with dvc.yaml)
+_reads: set[str] | None = None  # dotted keys read since record_reads() started
+
+
+class _Section:
+    """Base of every params dataclass: when recording, a read of a leaf value records its dotted key.
+
+    Recording starts only after a Params object is built (validation reads every field), through
+    `record_reads`; `dvc.yaml` must list every key a stage reads, and a test holds it to that.
+    """
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if _reads is not None and not name.startswith("_") and not isinstance(value, _Section):
+            prefix = object.__getattribute__(self, "__dict__").get("_key")
+            if prefix is not None and name in type(self).__dataclass_fields__:
+                _reads.add(prefix + name)
+        return value
+
+
+def record_reads() -> None:
+    """Start recording which params keys are read (see READS_ENV)."""
+    global _reads
+    _reads = set()
+
+
+def save_reads(stage: str) -> None:
+    """Write the keys read so far to $STYLEID_PARAMS_READ/<stage>.json when that is set."""
+    folder = os.environ.get(READS_ENV)
+    if folder and _reads is not None:
+        path = Path(folder) / f"{stage}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        earlier = set(json.loads(path.read_text())) if path.is_file() else set()
+        path.write_text(json.dumps(sorted(earlier | _reads)))
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -26,21 +62,23 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 
 @dataclass(frozen=True)
-class SyntheticParams:
-    people: int = 100  # generated people
+class SyntheticParams(_Section):
+    people: int = 100  # generated people that train and validate (all of them, split by shares, when test_people is 0)
+    test_people: int = 0  # > 0: this many more people only test (competition layout): a big test set that costs no training
     photos: int = 5  # natural-looking photos per person
     renders: int = 5  # stylized renders per person
     image_size: int = 128  # side of the square images, px
 
     def __post_init__(self) -> None:
         _check(self.people >= 6, "data.synthetic.people", "must be >= 6 (train, val and test need people)")
+        _check(0 <= self.test_people <= 100_000, "data.synthetic.test_people", "must be in [0, 100000]")
         _check(self.photos >= 2, "data.synthetic.photos", "must be >= 2")
         _check(self.renders >= 1, "data.synthetic.renders", "must be >= 1")
         _check(32 <= self.image_size <= 1024, "data.synthetic.image_size", "must be in [32, 1024]")
 
 
 @dataclass(frozen=True)
-class DataParams:
+class DataParams(_Section):
     source: str = "synthetic"  # synthetic | folder | .zip/.tar(.gz) | https URL | gdrive:ID or Drive link
     layout: Literal["auto", "people", "domains", "competition"] = "auto"  # how the source is organised
     protocol: Literal["open", "closed"] = "open"  # open: test people unseen in training; closed: the reference's
@@ -61,7 +99,7 @@ class DataParams:
 
 
 @dataclass(frozen=True)
-class SplitParams:
+class SplitParams(_Section):
     train_people: float = 0.6  # open: share of people used for training
     val_people: float = 0.2  # open: share of people used for validation (the rest are test people)
     closed_train: float = 0.5  # closed: share of each person's images for training
@@ -84,7 +122,7 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
-class ModelParams:
+class ModelParams(_Section):
     input_size: int = 0  # square input side in px; 0 = the backbone's own default
     embed_dim: int = 0  # 0 = penultimate features (the reference); >0 = a learned projection of this size
     crop_pct: float = 1.0  # centre crop share at test time (1.0 = the whole image)
@@ -100,7 +138,7 @@ class ModelParams:
 
 
 @dataclass(frozen=True)
-class TrainParams:
+class TrainParams(_Section):
     loss: Literal["cross_entropy", "arcface", "subcenter_arcface", "multi_similarity", "supcon", "triplet"] = "arcface"  # objective
     loss_lr: float = 0.01  # learning rate of the loss's own parameters (class proxies)
     arc_margin: float = 28.6  # arcface / subcenter_arcface angular margin, degrees
@@ -143,7 +181,7 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
-class AugmentParams:
+class AugmentParams(_Section):
     crop_scale: float = 0.6  # random resized crop keeps at least this share of the image (1 = no crop)
     flip: float = 0.5  # horizontal flip probability
     color_jitter: float = 0.8  # probability of brightness/contrast/saturation/hue jitter
@@ -160,7 +198,7 @@ class AugmentParams:
 
 
 @dataclass(frozen=True)
-class EmbedParams:
+class EmbedParams(_Section):
     batch_size: int = 64  # images per forward pass
     num_workers: int = 0  # DataLoader workers for image decoding
     flip_tta: bool = True  # average each image's embedding with its mirror image's
@@ -181,7 +219,7 @@ class EmbedParams:
 
 
 @dataclass(frozen=True)
-class IndexParams:
+class IndexParams(_Section):
     factory: str = "Flat"  # a faiss.index_factory string: Flat, HNSW32, IVF64,Flat, IVF256,PQ16, ...
     nprobe: int = 8  # IVF: lists visited per query
     ef_search: int = 64  # HNSW: search breadth
@@ -195,7 +233,7 @@ class IndexParams:
 
 
 @dataclass(frozen=True)
-class RetrieveParams:
+class RetrieveParams(_Section):
     top_k: int = 10  # gallery images returned per query
     rerank: Literal["none", "aqe", "kreciprocal"] = "kreciprocal"  # re-ranking after the index search
     depth: int = 100  # candidates per query that re-ranking reorders
@@ -213,7 +251,7 @@ class RetrieveParams:
 
 
 @dataclass(frozen=True)
-class EvaluateParams:
+class EvaluateParams(_Section):
     panels: int = 8  # queries drawn (seeded) for the qualitative panels
 
     def __post_init__(self) -> None:
@@ -221,7 +259,7 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(_Section):
     backbone: str = "facenet"  # facenet or any timm model name
     pretrained: str = "offline"  # offline | hub | none | path to a weights file
     lr: float = 1e-4  # learning rate (ImageNet backbones: 1e-3)
@@ -294,9 +332,19 @@ def _build(cls: type, raw: dict, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+def _label(section: _Section, prefix: str = "") -> _Section:
+    """Give every section its dotted key prefix, so recorded reads name the whole key."""
+    object.__setattr__(section, "_key", prefix)
+    for f in dataclasses.fields(section):
+        value = object.__getattribute__(section, f.name)
+        if isinstance(value, _Section):
+            _label(value, f"{prefix}{f.name}.")
+    return section
+
+
 def params_from_dict(raw: dict | None) -> Params:
     """Build validated Params from a plain dict (the parsed params.yaml)."""
-    return _build(Params, raw or {})
+    return _label(_build(Params, raw or {}))
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -316,7 +364,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         return params_from_dict(raw)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
-
-
-def to_dict(params: Any) -> dict:
-    return dataclasses.asdict(params)

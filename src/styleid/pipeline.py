@@ -11,6 +11,7 @@ from typing import Callable
 
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
+from styleid.params import READS_ENV, record_reads, save_reads
 
 RAW = Path("data/raw")
 CACHE = Path("data/cache")
@@ -48,8 +49,12 @@ def stage(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         setup_logging()
+        if os.environ.get(READS_ENV):
+            record_reads()
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            save_reads(name)
+            return result
         except (StyleidError, FileNotFoundError) as exc:
             if os.environ.get("STYLEID_DEBUG"):
                 raise

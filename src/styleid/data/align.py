@@ -16,6 +16,7 @@ from typing import Iterable
 
 from PIL import Image
 
+from styleid.errors import FACENET_INSTALL, require
 from styleid.fileio import atomic_path
 from styleid.images import load_rgb
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 MIN_FACE_PROB = 0.9  # MTCNN's own confidence below which a box is not trusted as a face
 AUTO_SAMPLE = 48  # photos looked at to decide whether a dataset needs alignment
 AUTO_MAX_FACE_SHARE = 0.75  # face box side / image side below this: wide shots, align them
+AUTO_MIN_FOUND = 0.5  # ...but only when MTCNN finds a face in at least this share of them (else crops would mostly be fallbacks)
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,8 @@ class Aligned:
 
 class FaceAligner:
     def __init__(self, settings: AlignSettings):
-        from facenet_pytorch import MTCNN
-
         self.settings = settings
-        self.detector = MTCNN(select_largest=True, keep_all=False, post_process=False, device="cpu")
+        self.detector = require("facenet_pytorch", FACENET_INSTALL).MTCNN(select_largest=True, keep_all=False, post_process=False, device="cpu")
 
     def face_box(self, image: Image.Image) -> tuple[float, float, float, float] | None:
         boxes, probs = self.detector.detect(image)
@@ -121,7 +121,8 @@ def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings) -
 
 
 def face_share(files: list[Path], seed: int) -> float | None:
-    """Median (face box side / image's shorter side) over a seeded sample; None when no face is found.
+    """Median (face box side / image's shorter side) over a seeded sample; None when faces are found in
+    fewer than AUTO_MIN_FOUND of the photos (drawn or synthetic faces: alignment would mostly fall back).
 
     About 0.5 for LFW-style shots (a face amid background); above 1 for tight face crops (the box
     reaches past the frame), as in ourcar.
@@ -139,7 +140,7 @@ def face_share(files: list[Path], seed: int) -> float | None:
         box = aligner.face_box(image)
         if box:
             shares.append(max(box[2] - box[0], box[3] - box[1]) / min(image.size))
-    return float(np.median(shares)) if shares else None
+    return float(np.median(shares)) if shares and len(shares) >= AUTO_MIN_FOUND * len(sample) else None
 
 
 def resolve_method(method: str, photos: list[Path], seed: int) -> tuple[str, float | None]:

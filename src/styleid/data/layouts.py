@@ -3,7 +3,9 @@
 - people:      <root>/<person>/*                      (one domain: photos, e.g. LFW)
 - domains:     <root>/photos/<person>/* beside <root>/<renders|caricatures|...>/<person>/*
 - competition: <root>/train/<person>/*, <root>/test/query/*, <root>/test/gallery/*
-               (test files flat = unlabelled, or in <person>/ subfolders = ground truth)
+               (test files flat = unlabelled, or in <person>/ subfolders = ground truth; train/ may
+               itself be laid out as domains, train/photos/<person>/ beside train/<renders>/<person>/,
+               which marks each training image photo or render)
 """
 
 from __future__ import annotations
@@ -43,11 +45,16 @@ def unwrap(root: Path) -> Path:
         root = only
 
 
+def _is_domains(folder: Path) -> bool:
+    names = {d.name.lower() for d in _subdirs(folder)}
+    return bool(names & set(PHOTO_DIRS)) and len(names) >= 2
+
+
 def detect(root: Path) -> str:
     names = {d.name.lower() for d in _subdirs(root)}
     if "train" in names and "test" in names:
         return "competition"
-    if names & set(PHOTO_DIRS) and len(names) >= 2:
+    if _is_domains(root):
         return "domains"
     if any(_has_images(d) for d in _subdirs(root)):
         return "people"
@@ -71,6 +78,18 @@ def _test_part(folder: Path, rel: Path, subset: str) -> list[Entry]:
     return entries
 
 
+def _domains(folder: Path, rel: Path, subset: str) -> list[Entry]:
+    """photos/<person>/* beside <renders|caricatures|...>/<person>/*: the folder names mark the domain."""
+    dirs = _subdirs(folder)
+    photo_dirs = [d for d in dirs if d.name.lower() in PHOTO_DIRS]
+    if not photo_dirs:
+        raise DataError(f"{folder}: layout 'domains' needs a photos/ folder beside the renders; {FIX}")
+    entries = []
+    for d in dirs:
+        entries += _people(d, rel / d.name, "photo" if d in photo_dirs else "render", subset)
+    return entries
+
+
 def scan(root: Path, layout: str = "auto") -> tuple[str, list[Entry]]:
     """Return (layout, entries) for the dataset at `root`."""
     if layout == "auto":
@@ -78,19 +97,14 @@ def scan(root: Path, layout: str = "auto") -> tuple[str, list[Entry]]:
     if layout == "people":
         entries = _people(root, Path(), "photo", "")
     elif layout == "domains":
-        dirs = _subdirs(root)
-        photo_dirs = [d for d in dirs if d.name.lower() in PHOTO_DIRS]
-        if not photo_dirs:
-            raise DataError(f"{root}: layout 'domains' needs a photos/ folder beside the renders; {FIX}")
-        entries = []
-        for d in dirs:
-            entries += _people(d, Path(d.name), "photo" if d in photo_dirs else "render", "")
+        entries = _domains(root, Path(), "")
     elif layout == "competition":
         test = root / "test"
         for need in (root / "train", test / "query", test / "gallery"):
             if not need.is_dir():
                 raise DataError(f"{need}: missing; the competition layout needs train/, test/query/ and test/gallery/")
-        entries = _people(root / "train", Path("train"), "unknown", "train")
+        train = root / "train"
+        entries = _domains(train, Path("train"), "train") if _is_domains(train) else _people(train, Path("train"), "unknown", "train")
         entries += _test_part(test / "query", Path("test/query"), "query")
         entries += _test_part(test / "gallery", Path("test/gallery"), "gallery")
     else:

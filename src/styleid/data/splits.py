@@ -146,16 +146,24 @@ def closed_split(items: list[Item], params: SplitParams, seed: int, two_domains:
 
 
 def competition_split(items: list[Item], params: SplitParams, seed: int) -> Split:
+    """train/ people split into train and val; test/ as given. With domain-marked training images
+    (train/photos/ beside train/renders/), validation is photo queries against render galleries, as the test is."""
     train_items = [i for i in items if i.subset == "train"]
     groups = _by_person(train_items)
     people = sorted(groups)
+    two_domains = any(i.domain == "photo" for i in train_items) and any(i.domain == "render" for i in train_items)
+    can_validate = [p for p in people if ({"photo", "render"} <= {i.domain for i in groups[p]} if two_domains else len(groups[p]) >= 2)]
     share = params.val_people / (params.train_people + params.val_people)
     order = _shuffled(people, _rng(seed, 31))
-    n_val = max(1, int(round(share * len(order)))) if len([p for p in people if len(groups[p]) >= 2]) >= 2 else 0
-    val_people = [p for p in order if len(groups[p]) >= 2][:n_val]
+    n_val = max(1, int(round(share * len(order)))) if len(can_validate) >= 2 else 0
+    eligible = set(can_validate)
+    val_people = [p for p in order if p in eligible][:n_val]
     split: Split = {part: [] for part in PARTS}
     for k, person in enumerate(people):
-        if person in val_people:
+        if person in val_people and two_domains:
+            split["val_query"] += [_entry(i) for i in groups[person] if i.domain == "photo"]
+            split["val_gallery"] += [_entry(i) for i in groups[person] if i.domain == "render"]
+        elif person in val_people:
             imgs = _shuffled(groups[person], _rng(seed, 32, k))
             n_q = min(len(imgs) - 1, max(1, int(round(params.query_fraction * len(imgs)))))
             split["val_query"] += [_entry(i) for i in imgs[:n_q]]

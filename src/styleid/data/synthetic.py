@@ -8,6 +8,8 @@ outlines, a pencil sketch or a posterized print. Identity survives the style cha
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,22 +203,42 @@ def render_stylized(t: Traits, size: int, rng: np.random.Generator, style: str) 
     return img
 
 
-def generate(root: Path, seed: int, people: int, photos: int, renders: int, size: int) -> list[tuple[str, str, str]]:
-    """Write `root/photos/<person>/*.png` and `root/renders/<person>/*.png`; return (relpath, person, domain)."""
-    rows: list[tuple[str, str, str]] = []
-    for p in range(people):
-        person = f"person_{p:03d}"
-        traits = person_traits(seed, p)
-        for domain, count in (("photos", photos), ("renders", renders)):
-            folder = root / domain / person
-            folder.mkdir(parents=True, exist_ok=True)
-            for k in range(count):
-                rng = np.random.default_rng([seed, p, 2 if domain == "photos" else 3, k])
-                if domain == "photos":
-                    img = render_photo(traits, size, rng)
-                else:
-                    img = render_stylized(traits, size, rng, RENDER_STYLES[(p + k) % len(RENDER_STYLES)])
-                name = f"{domain}/{person}/{k:02d}.png"
-                img.save(root / name, optimize=False)
-                rows.append((name, person, "photo" if domain == "photos" else "render"))
+def _write_person(root: Path, seed: int, p: int, folders: dict[str, str], photos: int, renders: int, size: int) -> list[tuple[str, str, str]]:
+    person = f"person_{p:03d}"
+    traits = person_traits(seed, p)
+    rows = []
+    for domain, count in (("photos", photos), ("renders", renders)):
+        (root / folders[domain] / person).mkdir(parents=True, exist_ok=True)
+        for k in range(count):
+            rng = np.random.default_rng([seed, p, 2 if domain == "photos" else 3, k])
+            if domain == "photos":
+                img = render_photo(traits, size, rng)
+            else:
+                img = render_stylized(traits, size, rng, RENDER_STYLES[(p + k) % len(RENDER_STYLES)])
+            name = f"{folders[domain]}/{person}/{k:02d}.png"
+            img.save(root / name, optimize=False)
+            rows.append((name, person, "photo" if domain == "photos" else "render"))
     return rows
+
+
+def generate(root: Path, seed: int, people: int, photos: int, renders: int, size: int, test_people: int = 0,
+             workers: int = 1) -> list[tuple[str, str, str]]:
+    """Write `root/photos/<person>/*.png` and `root/renders/<person>/*.png`; return (relpath, person, domain).
+
+    With `test_people`, the competition layout instead: the `people` as train/photos/ and
+    train/renders/, and `test_people` more (never seen in training) as test/query/<person>/ (photos)
+    and test/gallery/<person>/ (renders). Every image is seeded by (seed, person, domain, k), so
+    `workers` processes write the same bytes as one.
+    """
+    def folders(p: int) -> dict[str, str]:
+        if not test_people:
+            return {"photos": "photos", "renders": "renders"}
+        return {"photos": "train/photos", "renders": "train/renders"} if p < people else {"photos": "test/query", "renders": "test/gallery"}
+
+    jobs = [(root, seed, p, folders(p), photos, renders, size) for p in range(people + test_people)]
+    if workers > 1 and len(jobs) > 1:
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            per_person = list(pool.map(_write_person, *zip(*jobs), chunksize=8))
+    else:
+        per_person = [_write_person(*job) for job in jobs]
+    return [row for rows in per_person for row in rows]

