@@ -63,10 +63,10 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class SyntheticParams(_Section):
-    people: int = 100  # generated people that train and validate (all of them, split by shares, when test_people is 0)
-    test_people: int = 0  # > 0: this many more people only test (competition layout): a big test set that costs no training
-    photos: int = 5  # natural-looking photos per person
-    renders: int = 5  # stylized renders per person
+    people: int = 80  # generated people that train and validate (all of them, split by shares, when test_people is 0)
+    test_people: int = 300  # > 0: this many more people only test (competition layout): a big test set that costs no training
+    photos: int = 2  # natural-looking photos per person (a test person's queries)
+    renders: int = 2  # stylized renders per person (a test person's gallery)
     image_size: int = 128  # side of the square images, px
 
     def __post_init__(self) -> None:
