@@ -13,6 +13,7 @@ import numpy as np
 
 SCORE_WEIGHTS = {1: 600.0, 5: 300.0, 10: 100.0}  # the competition's score = 600 R@1 + 300 R@5 + 100 R@10
 BOOTSTRAP_RESAMPLES = 2000  # resamples of the test people for the 95% intervals
+BOOTSTRAP_CHUNK = 100  # resamples drawn at once
 
 
 def rank_by_scores(scores: np.ndarray) -> np.ndarray:
@@ -74,10 +75,15 @@ def bootstrap_intervals(rankings: np.ndarray, query_people: Sequence[str], galle
     owner = np.array([index[p] for p in query_people])
     counts = np.bincount(owner, minlength=len(people)).astype(float)
     sums = {k: np.bincount(owner, weights=v, minlength=len(people)) for k, v in per_query.items()}
-    draws = np.random.default_rng([seed, 53]).integers(0, len(people), size=(resamples, len(people)))
-    weights = np.stack([np.bincount(row, minlength=len(people)) for row in draws]).astype(float)  # times each person is drawn
-    n = weights @ counts
-    recalls = {k: (weights @ s) / n for k, s in sums.items()}
+    rng = np.random.default_rng([seed, 53])
+    recalls: dict[int, list[np.ndarray]] = {k: [] for k in sums}
+    for start in range(0, resamples, BOOTSTRAP_CHUNK):  # bounded memory for test sets of many people
+        draws = rng.integers(0, len(people), size=(min(BOOTSTRAP_CHUNK, resamples - start), len(people)))
+        weights = np.stack([np.bincount(row, minlength=len(people)) for row in draws]).astype(float)  # times each person is drawn
+        n = weights @ counts
+        for k, s in sums.items():
+            recalls[k].append((weights @ s) / n)
+    recalls = {k: np.concatenate(v) for k, v in recalls.items()}
     scores = sum(w * recalls[k] for k, w in SCORE_WEIGHTS.items())
     out = {}
     for name, values, digits in (("score", scores, 3), ("recall@1", recalls[1], 6)):

@@ -152,11 +152,11 @@ def competition_split(items: list[Item], params: SplitParams, seed: int) -> Spli
     groups = _by_person(train_items)
     people = sorted(groups)
     two_domains = any(i.domain == "photo" for i in train_items) and any(i.domain == "render" for i in train_items)
-    can_validate = [p for p in people if ({"photo", "render"} <= {i.domain for i in groups[p]} if two_domains else len(groups[p]) >= 2)]
+    # who can validate: both domains (photo queries, render gallery), or at least two images
+    eligible = {p for p in people if ({"photo", "render"} <= {i.domain for i in groups[p]} if two_domains else len(groups[p]) >= 2)}
     share = params.val_people / (params.train_people + params.val_people)
     order = _shuffled(people, _rng(seed, 31))
-    n_val = max(1, int(round(share * len(order)))) if len(can_validate) >= 2 else 0
-    eligible = set(can_validate)
+    n_val = max(1, int(round(share * len(order)))) if len(eligible) >= 2 else 0
     val_people = [p for p in order if p in eligible][:n_val]
     split: Split = {part: [] for part in PARTS}
     for k, person in enumerate(people):
