@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests on ../shared/data skip when it is absent, except in CI (CI=true) where they must run."""
+"""Shared fixtures. Tests on ../shared/data or Ray skip when they are absent; under CI=true any skip fails (see below)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ SHARED = REPO.parent / "shared" / "data"
 def shared_dataset(name: str) -> Path:
     path = SHARED / name
     if not path.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{path} is missing: CI needs ../shared/data for the real-data tests")
         pytest.skip(f"{path} is absent (real-data tests need ../shared/data beside the repository)")
     return path
 
@@ -35,8 +33,6 @@ def need_ray() -> None:
         import ray  # noqa: F401
         import ray.data  # noqa: F401
     except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI needs Ray for the distributed tests: the Makefile installs styleid[distributed]")
         pytest.skip("Ray is not installed (pip install 'styleid[distributed]')")
 
 
