@@ -11,6 +11,7 @@ import typer
 
 from styleid.distributed import ddp
 from styleid.fileio import write_json
+from styleid.images import median_side
 from styleid.models.backbones import check_name
 from styleid.models.embedder import save
 from styleid.params import load_params
@@ -43,7 +44,7 @@ def _train(params, here: ddp.World) -> None:
 
     split = load_split()
     data = TrainSet(_pairs(split, "train"), [e["domain"] for e in split["train"]], _pairs(split, "holdout"),
-                    _pairs(split, "val_query"), _pairs(split, "val_gallery"))
+                    _pairs(split, "val_query"), _pairs(split, "val_gallery"), median_side([e["image"] for e in split["train"]]))
     if not here.main:
         train(params, data)
         return
@@ -56,7 +57,7 @@ def _train(params, here: ddp.World) -> None:
 
         result = train(params, data, log_epoch)
     save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch})
-    summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),
+    summary = {"input_size": result.model.spec.input_size, "best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),
                "train_images_per_s": round(result.images_seen / max(result.step_seconds, 1e-9), 2), "train_processes": here.size,
                **{f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"}}
     best = result.history[result.best_epoch - 1]

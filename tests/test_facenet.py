@@ -105,3 +105,25 @@ def test_a_missing_face_package_is_one_line_naming_the_install_command(monkeypat
     monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # as if it were not installed
     with pytest.raises(StyleidError, match=r"^the package facenet_pytorch is missing: pip install 'facenet-pytorch==2\.5\.3'"):
         FaceNetBackbone()
+
+
+def test_input_size_zero_follows_smaller_images_but_never_upscales():
+    from styleid.models.embedder import auto_input_size
+
+    assert auto_input_size("facenet", 160, 0) == 160  # images of unknown size: the backbone's own
+    assert auto_input_size("facenet", 160, 250) == 160  # big images are resized down as always
+    assert auto_input_size("facenet", 160, 96) == 96  # small images run at their own size
+    assert auto_input_size("facenet", 160, 40) == facenet.MIN_INPUT_SIZE  # never below what the network takes
+    assert auto_input_size("convnext_atto", 224, 40) == 40
+
+
+def test_median_side_reads_headers_of_a_sample(tmp_path):
+    from PIL import Image
+
+    from styleid.images import median_side
+
+    paths = []
+    for k, (w, h) in enumerate([(96, 96), (120, 80), (300, 200)]):
+        Image.new("RGB", (w, h)).save(tmp_path / f"{k}.png")
+        paths.append(tmp_path / f"{k}.png")
+    assert median_side(paths) == 96 and median_side([]) == 0

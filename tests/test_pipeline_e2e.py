@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 TINY = {
     "epochs": 2,
     # 18 train, 6 val and 8 test people; each test person has 3 of the 24 gallery images: chance R@1 1/8
-    "data": {"synthetic": {"people": 24, "test_people": 8, "photos": 3, "renders": 3, "image_size": 64}},
+    "data": {"synthetic": {"people": 24, "test_people": 8, "photos": 3, "renders": 3, "test_photos": 3, "test_renders": 3, "image_size": 64}},
     "model": {"input_size": 96},  # FaceNet (the default backbone) at its smallest comfortable size, for speed
     "retrieve": {"rerank": "none"},  # k-reciprocal needs more than 3 gallery images a person (k1 = 20)
 }
@@ -272,7 +272,7 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
     assert align["align_images"] == len({e["file"] for part in splits.values() if isinstance(part, list) for e in part})
     assert 0 <= align["align_fallbacks"] < align["align_images"] and "no face found in" in out
     model = json.loads((repo / "models" / "model.json").read_text())
-    assert model["backbone"] == "facenet" and model["input_size"] == 160
+    assert model["backbone"] == "facenet" and model["input_size"] == 128  # input_size 0: the 128 px crops, not upscaled to 160
     assert metrics_of(repo)["n_queries"] == car["n_queries"]  # same split, other model
 
 

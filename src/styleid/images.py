@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,18 @@ def check_image(path: str | Path) -> tuple[int, int]:
     """Fully decode an image and return (width, height); raise BadImage otherwise."""
     img = load_rgb(path)
     return img.size
+
+
+def median_side(paths: Sequence[str | Path], sample: int = 256) -> int:
+    """Median of min(width, height) over up to `sample` evenly spaced images (headers only); 0 when none."""
+    if not paths:
+        return 0
+    step = max(1, len(paths) // sample)
+    sides = []
+    for path in list(paths)[::step][:sample]:
+        with Image.open(path) as img:
+            sides.append(min(img.size))
+    return int(np.median(sides))
 
 
 def file_sha1(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -63,17 +63,20 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class SyntheticParams(_Section):
-    people: int = 80  # generated people that train and validate (all of them, split by shares, when test_people is 0)
-    test_people: int = 300  # > 0: this many more people only test (competition layout): a big test set that costs no training
-    photos: int = 2  # natural-looking photos per person (a test person's queries)
-    renders: int = 2  # stylized renders per person (a test person's gallery)
-    image_size: int = 128  # side of the square images, px
+    people: int = 160  # generated people that train and validate (all of them, split by shares, when test_people is 0)
+    test_people: int = 2000  # > 0: this many more people only test (competition layout): a big test set that costs no training
+    photos: int = 2  # natural-looking photos per training person
+    renders: int = 2  # stylized renders per training person
+    test_photos: int = 1  # photos per test person (its queries)
+    test_renders: int = 1  # renders per test person (its gallery images)
+    image_size: int = 96  # side of the square images, px
 
     def __post_init__(self) -> None:
         _check(self.people >= 6, "data.synthetic.people", "must be >= 6 (train, val and test need people)")
         _check(0 <= self.test_people <= 100_000, "data.synthetic.test_people", "must be in [0, 100000]")
         _check(self.photos >= 2, "data.synthetic.photos", "must be >= 2")
         _check(self.renders >= 1, "data.synthetic.renders", "must be >= 1")
+        _check(1 <= self.test_photos <= 100 and 1 <= self.test_renders <= 100, "data.synthetic.test_photos/test_renders", "must be in [1, 100]")
         _check(32 <= self.image_size <= 1024, "data.synthetic.image_size", "must be in [32, 1024]")
 
 
@@ -123,7 +126,7 @@ class SplitParams(_Section):
 
 @dataclass(frozen=True)
 class ModelParams(_Section):
-    input_size: int = 0  # square input side in px; 0 = the backbone's own default
+    input_size: int = 0  # square input side in px; 0 = the backbone's default, or the training images' median side when smaller
     embed_dim: int = 0  # 0 = penultimate features (the reference); >0 = a learned projection of this size
     crop_pct: float = 1.0  # centre crop share at test time (1.0 = the whole image)
     hub_weights: Literal["vggface2", "casia-webface"] = "vggface2"  # facenet with pretrained: hub: which download
@@ -235,7 +238,7 @@ class IndexParams(_Section):
 @dataclass(frozen=True)
 class RetrieveParams(_Section):
     top_k: int = 10  # gallery images returned per query
-    rerank: Literal["none", "aqe", "kreciprocal"] = "kreciprocal"  # re-ranking after the index search
+    rerank: Literal["none", "aqe", "kreciprocal"] = "none"  # re-ranking after the index search (kreciprocal: for several gallery images a person)
     depth: int = 100  # candidates per query that re-ranking reorders
     aqe_k: int = 3  # aqe: top gallery images averaged into the query
     aqe_alpha: float = 3.0  # aqe: weight = similarity ** alpha

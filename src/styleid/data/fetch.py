@@ -34,7 +34,7 @@ def source_fingerprint(data: DataParams, seed: int) -> str:
     if src.kind == "synthetic":
         s = data.synthetic
         code = hashlib.sha1(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]  # new generator, new data
-        return f"synthetic:{code}:{seed}:{s.people}:{s.test_people}:{s.photos}:{s.renders}:{s.image_size}"
+        return f"synthetic:{code}:{seed}:{s.people}:{s.test_people}:{s.photos}:{s.renders}:{s.test_photos}:{s.test_renders}:{s.image_size}"
     return sources.fingerprint(src, data.sha256) + f":{data.layout}:{data.max_bad_fraction}"
 
 
@@ -47,7 +47,8 @@ def materialise(data: DataParams, seed: int, raw_dir: Path, cache_dir: Path) -> 
         s = data.synthetic
         target = raw_dir / "synthetic"
         with atomic_dir(target) as tmp:
-            synthetic.generate(tmp, seed, s.people, s.photos, s.renders, s.image_size, s.test_people, workers=os.cpu_count() or 1)
+            synthetic.generate(tmp, seed, s.people, s.photos, s.renders, s.image_size, s.test_people,
+                               workers=os.cpu_count() or 1, test_photos=s.test_photos, test_renders=s.test_renders)
         return target
     archive = Path(src.location) if src.kind == "archive" else sources.cached_download(src, cache_dir, data.sha256)
     target = raw_dir / "extracted"

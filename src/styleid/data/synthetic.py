@@ -1,7 +1,9 @@
 """A deterministic generator of synthetic people: natural-looking photos and stylized renders.
 
-Each person is a set of facial traits (face shape, skin, hair, eyes, brows, nose, mouth, beard,
-glasses). Photos draw those traits under a random pose with shading, a cluttered background and
+Each person is a set of facial traits (face and chin shape, skin, hair style, colour and parting,
+eye size and shape, brows, nose type, mouth, beard, glasses, moles, freckles, forehead lines): enough
+of them, and enough of them shape rather than colour, that thousands of people stay tellable apart
+in a pencil sketch. Photos draw those traits under a random pose with shading, a cluttered background and
 sensor noise; renders draw the same traits, exaggerated like a caricature, as flat colours with
 outlines, a pencil sketch or a posterized print. Identity survives the style change; pixels do not.
 """
@@ -33,7 +35,7 @@ class Traits:
     jaw: float  # 0 round .. 1 square
     skin: tuple[int, int, int]
     hair: tuple[int, int, int]
-    hair_style: int  # 0 short, 1 long, 2 bald, 3 quiff, 4 fringe
+    hair_style: int  # 0 short, 1 long, 2 bald, 3 quiff, 4 fringe, 5 spiky, 6 curly, 7 bun
     eye_gap: float
     eye_size: float
     eye_y: float
@@ -48,6 +50,15 @@ class Traits:
     ear: float
     beard: bool
     glasses: bool
+    eye_aspect: float = 1.4  # eye width / height
+    brow_arch: float = 0.0  # 0 straight .. 1 arched
+    nose_type: int = 0  # 0 triangle, 1 round, 2 long
+    lip_h: float = 0.5  # lip fullness
+    chin: float = 0.0  # 0 round .. 1 pointed
+    marks: tuple[tuple[float, float, float], ...] = ()  # moles: (x, y, radius) as shares of the face
+    freckles: tuple[tuple[float, float], ...] = ()  # small dots: (x, y) as shares of the face
+    wrinkles: int = 0  # forehead lines
+    part: int = 0  # hair parting: -1 left, 0 none, 1 right
 
 
 # population means, used to exaggerate a person's distinctive traits in caricature-like renders
@@ -63,13 +74,18 @@ def person_traits(seed: int, person: int) -> Traits:
     rng = np.random.default_rng([seed, person, 1])
     return Traits(
         face_w=rng.uniform(0.27, 0.39), face_h=rng.uniform(0.35, 0.47), jaw=rng.uniform(0, 1),
-        skin=_colour(rng, SKIN, 10), hair=_colour(rng, HAIR, 15), hair_style=int(rng.integers(5)),
+        skin=_colour(rng, SKIN, 10), hair=_colour(rng, HAIR, 15), hair_style=int(rng.integers(8)),
         eye_gap=rng.uniform(0.08, 0.14), eye_size=rng.uniform(0.025, 0.045), eye_y=rng.uniform(-0.06, 0.0),
         iris=_colour(rng, IRIS, 15), brow_thick=rng.uniform(0.006, 0.022), brow_tilt=rng.uniform(-0.4, 0.4),
         nose_len=rng.uniform(0.06, 0.13), nose_w=rng.uniform(0.025, 0.05),
         mouth_w=rng.uniform(0.07, 0.14), mouth_y=rng.uniform(0.12, 0.18),
         lips=_colour(rng, np.array([[180, 90, 90], [150, 70, 80], [200, 120, 110]], float), 12),
         ear=rng.uniform(0.03, 0.07), beard=bool(rng.random() < 0.3), glasses=bool(rng.random() < 0.25),
+        eye_aspect=rng.uniform(1.0, 2.0), brow_arch=rng.uniform(0, 1), nose_type=int(rng.integers(3)),
+        lip_h=rng.uniform(0.2, 1.0), chin=rng.uniform(0, 1),
+        marks=tuple((rng.uniform(-0.7, 0.7), rng.uniform(-0.5, 0.7), rng.uniform(0.02, 0.05)) for _ in range(int(rng.integers(0, 4)))),
+        freckles=tuple((rng.uniform(-0.6, 0.6), rng.uniform(0.0, 0.35)) for _ in range(12)) if rng.random() < 0.25 else (),
+        wrinkles=int(rng.integers(0, 3)), part=int(rng.integers(-1, 2)),
     )
 
 
@@ -105,6 +121,15 @@ def _draw_person(t: Traits, size: int, rng: np.random.Generator, outline: int | 
     if t.jaw > 0.5:
         r = fw * (1.4 - t.jaw)
         d.rounded_rectangle([cx - fw * 0.92, cy - fh * 0.2, cx + fw * 0.92, cy + fh * 0.98], radius=r, fill=t.skin, outline=ol, width=w)
+    if t.chin > 0.3:  # a pointed chin
+        d.polygon([(cx - fw * 0.75, cy + fh * 0.55), (cx + fw * 0.75, cy + fh * 0.55), (cx, cy + fh * (1.0 + 0.25 * t.chin))], fill=t.skin, outline=ol)
+    for mx, my_, mr in t.marks:  # moles survive every style
+        d.ellipse(box(cx + mx * fw, cy + my_ * fh, mr * fw, mr * fw), fill=(70, 45, 35))
+    for fx, fy in t.freckles:
+        d.ellipse(box(cx + fx * fw, cy + fy * fh, 0.018 * fw, 0.018 * fw), fill=tuple(int(c * 0.7) for c in t.skin))
+    for k in range(t.wrinkles):
+        wy = cy - fh * (0.55 - 0.1 * k)
+        d.arc(box(cx, wy + fh * 0.3, fw * 0.45, fh * 0.3), 235, 305, fill=tuple(int(c * 0.6) for c in t.skin), width=SUPERSAMPLE)
     if t.beard:
         beard = tuple(int(c * 0.9) for c in t.hair)
         d.chord(box(cx, cy + fh * 0.25, fw * 0.95, fh * 0.75), 10, 170, fill=beard, outline=ol, width=w)
@@ -114,17 +139,32 @@ def _draw_person(t: Traits, size: int, rng: np.random.Generator, outline: int | 
         d.ellipse(box(cx + fw * 0.2, cy - fh * 0.95, fw * 0.8, fh * 0.4), fill=t.hair, outline=ol, width=w)
     if t.hair_style == 4:
         d.rectangle([cx - fw * 0.9, cy - fh * 0.75, cx + fw * 0.9, cy - fh * 0.45], fill=t.hair)
+    if t.hair_style == 5:  # spikes
+        for k in range(7):
+            x = cx - fw * 0.9 + k * fw * 0.3
+            d.polygon([(x - fw * 0.15, cy - fh * 0.7), (x + fw * 0.15, cy - fh * 0.7), (x, cy - fh * 1.25)], fill=t.hair, outline=ol)
+    if t.hair_style == 6:  # curls
+        for k in range(9):
+            a = np.pi * (1.05 + 0.9 * k / 8)
+            d.ellipse(box(cx + np.cos(a) * fw * 0.95, cy - fh * 0.15 + np.sin(a) * fh * 0.85, fw * 0.22, fw * 0.22), fill=t.hair, outline=ol, width=w)
+    if t.hair_style == 7:  # bun on top
+        d.chord(box(cx, cy - fh * 0.3, fw * 1.02, fh * 0.8), 180, 360, fill=t.hair, outline=ol, width=w)
+        d.ellipse(box(cx, cy - fh * 1.15, fw * 0.35, fw * 0.3), fill=t.hair, outline=ol, width=w)
+    if t.part and t.hair_style in (0, 1, 3, 4):
+        px = cx + t.part * fw * 0.45
+        d.line([px, cy - fh * 1.0, px + t.part * fw * 0.1, cy - fh * 0.55], fill=tuple(int(c * 0.5) for c in t.skin), width=2 * SUPERSAMPLE)
     # eyes, brows
     ey = cy + t.eye_y * s
     er = t.eye_size * s
     for side in (-1, 1):
         ex = cx + side * t.eye_gap * s / 2 * 1.0
-        d.ellipse(box(ex, ey, er * 1.4, er), fill=(250, 250, 250), outline=ol or (60, 40, 30), width=max(w, SUPERSAMPLE))
+        d.ellipse(box(ex, ey, er * t.eye_aspect, er), fill=(250, 250, 250), outline=ol or (60, 40, 30), width=max(w, SUPERSAMPLE))
         d.ellipse(box(ex, ey, er * 0.7, er * 0.7), fill=t.iris)
         d.ellipse(box(ex, ey, er * 0.3, er * 0.3), fill=(10, 10, 10))
         by = ey - er * 1.9
         tilt = side * t.brow_tilt * er
-        d.line([ex - er * 1.5, by + tilt, ex + er * 1.5, by - tilt], fill=tuple(int(c * 0.8) for c in t.hair), width=max(1, int(t.brow_thick * s)))
+        arch = t.brow_arch * er * 0.8
+        d.line([ex - er * 1.5, by + tilt, ex, by - arch, ex + er * 1.5, by - tilt], fill=tuple(int(c * 0.8) for c in t.hair), width=max(1, int(t.brow_thick * s)), joint="curve")
         if t.glasses:
             d.ellipse(box(ex, ey, er * 2.2, er * 1.8), outline=(30, 30, 30), width=2 * SUPERSAMPLE)
     if t.glasses:
@@ -132,10 +172,16 @@ def _draw_person(t: Traits, size: int, rng: np.random.Generator, outline: int | 
     # nose and mouth (the smile varies per image: expression)
     nose = tuple(int(c * 0.8) for c in t.skin)
     ny = ey + t.nose_len * s
-    d.polygon([(cx, ey + er), (cx - t.nose_w * s / 2, ny), (cx + t.nose_w * s / 2, ny)], fill=nose, outline=ol)
+    nw = t.nose_w * s / 2
+    if t.nose_type == 0:
+        d.polygon([(cx, ey + er), (cx - nw, ny), (cx + nw, ny)], fill=nose, outline=ol)
+    elif t.nose_type == 1:
+        d.ellipse(box(cx, ny - nw * 0.6, nw * 0.9, nw * 0.8), fill=nose, outline=ol, width=w)
+    else:
+        d.polygon([(cx, ey + er), (cx + nw * 0.4, ny), (cx - nw, ny), (cx - nw * 0.3, ny - nw * 0.6)], fill=nose, outline=ol)
     my = cy + t.mouth_y * s
     mw = t.mouth_w * s / 2
-    smile = rng.uniform(0.2, 1.0) * mw * 0.5
+    smile = rng.uniform(0.3, 1.0) * mw * t.lip_h * 0.8
     d.chord([cx - mw, my - smile, cx + mw, my + smile], 0, 180, fill=t.lips, outline=ol or tuple(int(c * 0.7) for c in t.lips), width=max(w, SUPERSAMPLE))
     half = s / ZOOM / 2  # zoom on the head: faces fill most of the frame, as in face datasets
     return img.crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half))).resize((s, s), Image.LANCZOS)
@@ -222,12 +268,12 @@ def _write_person(root: Path, seed: int, p: int, folders: dict[str, str], photos
 
 
 def generate(root: Path, seed: int, people: int, photos: int, renders: int, size: int, test_people: int = 0,
-             workers: int = 1) -> list[tuple[str, str, str]]:
+             workers: int = 1, test_photos: int = 1, test_renders: int = 1) -> list[tuple[str, str, str]]:
     """Write `root/photos/<person>/*.png` and `root/renders/<person>/*.png`; return (relpath, person, domain).
 
     With `test_people`, the competition layout instead: the `people` as train/photos/ and
     train/renders/, and `test_people` more (never seen in training) as test/query/<person>/ (photos)
-    and test/gallery/<person>/ (renders). Every image is seeded by (seed, person, domain, k), so
+    and test/gallery/<person>/ (renders), with `test_photos` and `test_renders` each. Every image is seeded by (seed, person, domain, k), so
     `workers` processes write the same bytes as one.
     """
     def folders(p: int) -> dict[str, str]:
@@ -235,7 +281,10 @@ def generate(root: Path, seed: int, people: int, photos: int, renders: int, size
             return {"photos": "photos", "renders": "renders"}
         return {"photos": "train/photos", "renders": "train/renders"} if p < people else {"photos": "test/query", "renders": "test/gallery"}
 
-    jobs = [(root, seed, p, folders(p), photos, renders, size) for p in range(people + test_people)]
+    def counts(p: int) -> tuple[int, int]:
+        return (photos, renders) if p < people or not test_people else (test_photos, test_renders)
+
+    jobs = [(root, seed, p, folders(p), *counts(p), size) for p in range(people + test_people)]
     if workers > 1 and len(jobs) > 1:
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             per_person = list(pool.map(_write_person, *zip(*jobs), chunksize=8))

@@ -73,12 +73,21 @@ class Embedder(nn.Module):
         return out
 
 
+def auto_input_size(backbone: str, default: int, image_side: int) -> int:
+    """model.input_size 0: the backbone's default, or the images' own side when they are smaller
+    (upscaling adds compute, not detail), never below what the backbone can take."""
+    if not image_side or image_side >= default:
+        return default
+    return max(image_side, facenet.MIN_INPUT_SIZE if backbone == facenet.NAME else 32)
+
+
 def build(backbone: str, pretrained: str, input_size: int, embed_dim: int, crop_pct: float, normalize_input: bool,
-          hub_weights: str = "vggface2", pooling: str = "avg", gem_p: float = 3.0) -> Embedder:
+          hub_weights: str = "vggface2", pooling: str = "avg", gem_p: float = 3.0, image_side: int = 0) -> Embedder:
+    """image_side: the training images' typical side, px (0 = unknown), for input_size 0."""
     if backbone == facenet.NAME and input_size and input_size < facenet.MIN_INPUT_SIZE:
         raise ParamsError(f"model.input_size: facenet needs at least {facenet.MIN_INPUT_SIZE} px (got {input_size}); use 0 for its own 160")
     model, cfg = create_backbone(backbone, pretrained, hub_weights)
-    spec = ModelSpec(backbone, input_size or cfg.input_size, cfg.mean, cfg.std, cfg.interpolation, crop_pct,
+    spec = ModelSpec(backbone, input_size or auto_input_size(backbone, cfg.input_size, image_side), cfg.mean, cfg.std, cfg.interpolation, crop_pct,
                      feature_dim(model), embed_dim, normalize_input, pooling, gem_p)
     return Embedder(model, spec)
 

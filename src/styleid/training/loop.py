@@ -47,6 +47,7 @@ class TrainSet:
     holdout: list[tuple[Path, str]] = field(default_factory=list)  # training people's held-out images (val_loss)
     val_query: list[tuple[Path, str]] = field(default_factory=list)  # unseen people (val_score)
     val_gallery: list[tuple[Path, str]] = field(default_factory=list)
+    image_side: int = 0  # the training images' median side, px (0 = unknown): caps model.input_size 0
 
 
 @dataclass
@@ -175,10 +176,10 @@ def _batch_plan(params: Params, labels: list[int], domains: list[str], gen: torc
     return lambda: [b for b in torch.randperm(len(labels), generator=gen).split(bs) if len(b) > 1]
 
 
-def _build_model(params: Params) -> Embedder:
+def _build_model(params: Params, image_side: int = 0) -> Embedder:
     t, m = params.train, params.model
     return build(params.backbone, params.pretrained, m.input_size, m.embed_dim, m.crop_pct, t.imagenet_norm,
-                 m.hub_weights, m.pooling, m.gem_p)
+                 m.hub_weights, m.pooling, m.gem_p, image_side)
 
 
 def _loss_config(t) -> LossConfig:
@@ -190,7 +191,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     t = params.train
     here = ddp.world()
     device = here.device
-    model = _build_model(params)
+    model = _build_model(params, data.image_side)
     apply_freeze(model, t.freeze, t.unfreeze_last_n)
     classes = {p: i for i, p in enumerate(sorted({p for _, p in data.train}))}
     loss_fn = create_loss(t.loss, model.spec.out_dim, len(classes), _loss_config(t))
