@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-v3
 LOCK := requirements.lock
 
-.PHONY: repro test bench bench-distributed compare-backbones ablations venv lock check-record clean-venv
+.PHONY: repro seeds test bench bench-distributed compare-backbones ablations venv lock check-record clean-venv
 
 venv: $(STAMP)
 
@@ -37,6 +37,14 @@ check-record: $(STAMP)
 
 repro: $(STAMP)
 	source $(BIN)/activate && dvc repro
+
+# The default (or any params, e.g. SEEDS_ARGS="-S data.source=...") on several seeds, each a DVC
+# experiment; the table shows each seed's score and interval (mean and spread across seeds: see README).
+SEEDS ?= 42 43 44
+SEEDS_ARGS ?=
+seeds: $(STAMP)
+	source $(BIN)/activate && for s in $(SEEDS); do dvc exp run -S seed=$$s $(SEEDS_ARGS) || exit 1; done && \
+	dvc exp show --no-pager --only-changed --drop 'rev|typ|Created|parent|State|Executor|align_.*|final_.*|best_train.*' --sort-by seed
 
 test: $(STAMP)
 	source $(BIN)/activate && python -m pytest

@@ -30,7 +30,8 @@ def fetch_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     params = load_params(params_file)
     fp = source_fingerprint(params.data, params.seed)
     previous = read_json(SOURCE) if SOURCE.is_file() else {}
-    if previous.get("fingerprint") == fp and MANIFEST.is_file() and Path(previous.get("root", "/nonexistent")).is_dir():
+    roots = previous.get("roots") or {"": previous.get("root", "/nonexistent")}
+    if previous.get("fingerprint") == fp and MANIFEST.is_file() and all(Path(r).is_dir() for r in roots.values()):
         print(f"fetch: source unchanged ({params.data.source}); nothing to do")
         return
     result = fetch(params.data, params.seed, RAW, repo_root() / CACHE)
@@ -39,6 +40,7 @@ def fetch_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     people = {i.person for i in result.items if i.person}
     write_json(SOURCE, {
         "fingerprint": fp, "source": params.data.source, "root": _portable(result.root), "layout": result.layout,
+        "roots": {tag: _portable(root) for tag, root in result.roots.items()}, "layouts": result.layouts,
         "n_images": len(result.items), "n_people": len(people), "n_skipped": len(result.skipped),
         "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
     })

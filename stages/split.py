@@ -7,7 +7,7 @@ import numpy as np
 import typer
 from tqdm import tqdm
 
-from styleid.data.manifest import read_manifest
+from styleid.data.manifest import TEST, read_manifest
 from styleid.data.splits import PARTS, is_labelled, make_split
 from styleid.data.stylize import stylize
 from styleid.fileio import atomic_dir, read_json, write_json
@@ -21,19 +21,23 @@ def split_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     start = time.perf_counter()
     params = load_params(params_file)
     source = read_json(SOURCE)
-    root = Path(source["root"])
-    split, to_render = make_split(read_manifest(MANIFEST), source["layout"], params.data.protocol, params.split, params.seed)
+    roots = {tag: Path(root) for tag, root in (source.get("roots") or {"": source["root"]}).items()}
+    test_layout = (source.get("layouts") or {}).get(TEST, "")
+    layout = source["layout"]
+    if len(roots) - bool(test_layout) > 1 and "domains" in source["layouts"].values() and layout != "competition":
+        layout = "domains"  # several training sources: people with photos and renders validate and test
+    split, to_render = make_split(read_manifest(MANIFEST), layout, params.data.protocol, params.split, params.seed, test_layout, TEST)
     with atomic_dir(STYLIZED) as tmp:
         for k, (src, out) in enumerate(tqdm(to_render, desc="split: rendering galleries", leave=False)):
             rng = np.random.default_rng([params.seed, 41, k])
             target = tmp / out.path.removeprefix("stylized/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            stylize(load_rgb(entry_file(src.path, root)), out.style, rng).save(target, quality=95)
+            stylize(load_rgb(entry_file(src.path, roots[src.source])), out.style, rng).save(target, quality=95)
         write_json(tmp / "renders.json", [{"source": src.path, "render": out.path, "style": out.style} for src, out in to_render])
-    doc = {"protocol": params.data.protocol if source["layout"] != "competition" else "competition",
-           "layout": source["layout"], "root": source["root"], "labelled": is_labelled(split)}
+    protocol = "cross-dataset" if test_layout else params.data.protocol if layout != "competition" else "competition"
+    doc = {"protocol": protocol, "layout": layout, "root": source["root"], "labelled": is_labelled(split)}
     for part in PARTS:
-        doc[part] = [{"file": entry_file(e.path, root).as_posix(), "name": display_name(e.path), "person": e.person,
+        doc[part] = [{"file": entry_file(e.path, roots[e.source]).as_posix(), "name": display_name(e.path), "person": e.person,
                       "domain": e.domain, **({"style": e.style} if e.style else {})} for e in split[part]]
     write_json(SPLITS, doc)
     counts = ", ".join(f"{part} {len(split[part])}" for part in PARTS)

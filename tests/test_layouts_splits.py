@@ -112,7 +112,7 @@ def test_competition_layout_with_domain_marked_training_images(tmp_path):
     from styleid.data.synthetic import generate
 
     root = tmp_path / "comp"
-    rows = generate(root, seed=2, people=8, photos=2, renders=2, size=40, test_people=3)
+    rows = generate(root, seed=2, people=8, photos=2, renders=2, size=40, test_people=3, test_photos=2, test_renders=2)
     assert {r[0].split("/")[0] for r in rows} == {"train", "test"} and len(rows) == (8 + 3) * 4
     assert layouts.detect(root) == "competition"
     result = scan_and_check(root, "auto", 0.0)

@@ -300,6 +300,27 @@ def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
     assert len(submission) == 12 and all(len(v) == 10 and "/" not in v[0] for v in submission.values())
 
 
+def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):
+    """data.test_source: the synthetic source trains and validates; another dataset's people are the whole test."""
+    from styleid.data.synthetic import generate
+
+    other = tmp_path / "other"
+    generate(other, seed=9, people=12, photos=2, renders=2, size=64)  # other people, the same folder names
+    repo = make_repo(tmp_path / "repo", TINY)
+    run(repo, "dvc", "exp", "run", "-S", f"data.test_source={other}")
+    splits = json.loads((repo / "data" / "splits.json").read_text())
+    assert splits["protocol"] == "cross-dataset"
+    tested = {e["person"] for e in splits["query"]} | {e["person"] for e in splits["gallery"]}
+    trained = {e["person"] for part in ("train", "holdout", "val_query", "val_gallery") for e in splits[part]}
+    assert tested == {f"test:person_{k:03d}" for k in range(12)} and all(p.startswith("s0:") for p in trained)
+    assert len(trained) == 24 and all(Path(e["file"]).is_relative_to(other) for e in splits["query"] + splits["gallery"])
+    result = metrics_of(repo)
+    assert result["n_queries"] == 24 and result["n_gallery"] == 24
+    assert result["recall@1"] >= 0.25, result  # 3x chance (2 of the 24 renders are each query's person)
+    submission = json.loads((repo / "submission.json").read_text())
+    assert set(submission) == {e["name"] for e in splits["query"]} and all(v[0].startswith("renders/") for v in submission.values())
+
+
 def _readme_quickstart() -> list[str]:
     """The shell lines of the README's Quickstart section, in order, comments dropped."""
     section = (REPO / "README.md").read_text(encoding="utf-8").split("## Quickstart", 1)[1].split("\n## ", 1)[0]

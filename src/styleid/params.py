@@ -82,7 +82,9 @@ class SyntheticParams(_Section):
 
 @dataclass(frozen=True)
 class DataParams(_Section):
-    source: str = "synthetic"  # synthetic | folder | .zip/.tar(.gz) | https URL | gdrive:ID or Drive link
+    source: str | list[str] = "synthetic"  # synthetic | folder | .zip/.tar(.gz) | https URL | gdrive:ID or Drive link; a list: several
+    test_source: str = ""  # "" = test on data.source's own test people | another source (same forms): its people are the test
+    merge_names: bool = False  # several sources: people with the same folder name are one person (else kept apart)
     layout: Literal["auto", "people", "domains", "competition"] = "auto"  # how the source is organised
     protocol: Literal["open", "closed"] = "open"  # open: test people unseen in training; closed: the reference's
     sha256: str = ""  # expected SHA-256 of a downloaded or local archive ("" = do not check)
@@ -93,8 +95,15 @@ class DataParams(_Section):
     align_margin: float = 0.2  # context kept around the detected face, as a share of the box side
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
 
+    @property
+    def sources(self) -> list[str]:
+        """data.source as a list (one source or several)."""
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
     def __post_init__(self) -> None:
-        _check(bool(self.source.strip()), "data.source", "must not be empty")
+        _check(bool(self.sources) and all(s.strip() for s in self.sources), "data.source", "must not be empty")
+        _check(len(set(self.sources)) == len(self.sources), "data.source", "lists a source twice")
+        _check(self.test_source not in self.sources, "data.test_source", "is also a training source; test on data you do not train on")
         _check(0.0 <= self.max_bad_fraction <= 1.0, "data.max_bad_fraction", "must be in [0, 1]")
         _check(self.sha256 == "" or len(self.sha256) == 64, "data.sha256", "must be 64 hex digits or empty")
         _check(32 <= self.align_size <= 1024, "data.align_size", "must be in [32, 1024]")
@@ -307,7 +316,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
-        return _coerce(value, next(a for a in args if a is not type(None)), key)
+        options = [a for a in args if a is not type(None)]
+        listy = [a for a in options if typing.get_origin(a) in (list, tuple)]
+        plain = [a for a in options if a not in listy]
+        return _coerce(value, (listy or plain)[0] if isinstance(value, list) else (plain or listy)[0], key)
     if hint is bool:
         _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
         return value

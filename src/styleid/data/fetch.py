@@ -6,13 +6,13 @@ import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from styleid.data import layouts, sources, synthetic
-from styleid.data.manifest import Item
+from styleid.data.manifest import TEST, Item
 from styleid.errors import DataError
 from styleid.fileio import atomic_dir
 from styleid.images import BadImage, check_image, file_sha1
@@ -23,36 +23,59 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FetchResult:
-    root: Path  # the folder the manifest's paths are relative to
+    root: Path  # the folder the manifest's paths are relative to (the first source's)
     layout: str
     items: list[Item]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    roots: dict[str, Path] = field(default_factory=dict)  # per source tag (see tagged_sources)
+    layouts: dict[str, str] = field(default_factory=dict)
 
 
-def source_fingerprint(data: DataParams, seed: int) -> str:
-    src = sources.classify(data.source)
+def tagged_sources(data: DataParams) -> list[tuple[str, str]]:
+    """(tag, source) pairs: one source alone is tagged "", several are s0, s1, ..., and data.test_source is test."""
+    sources_ = data.sources
+    if len(sources_) == 1 and not data.test_source:
+        return [("", sources_[0])]
+    return [(f"s{k}", s) for k, s in enumerate(sources_)] + ([(TEST, data.test_source)] if data.test_source else [])
+
+
+def sha256_of(data: DataParams, source: str) -> str:
+    """data.sha256 checks the first source only (the one archive of a one-source run)."""
+    return data.sha256 if source == data.sources[0] else ""
+
+
+def _fingerprint_one(source: str, data: DataParams, seed: int) -> str:
+    src = sources.classify(source)
     if src.kind == "synthetic":
         s = data.synthetic
         code = hashlib.sha1(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]  # new generator, new data
         return f"synthetic:{code}:{seed}:{s.people}:{s.test_people}:{s.photos}:{s.renders}:{s.test_photos}:{s.test_renders}:{s.image_size}"
-    return sources.fingerprint(src, data.sha256) + f":{data.layout}:{data.max_bad_fraction}"
+    return sources.fingerprint(src, sha256_of(data, source)) + f":{data.layout}:{data.max_bad_fraction}"
 
 
-def materialise(data: DataParams, seed: int, raw_dir: Path, cache_dir: Path) -> Path:
+def source_fingerprint(data: DataParams, seed: int) -> str:
+    parts = [f"{tag}={_fingerprint_one(source, data, seed)}" if tag else _fingerprint_one(source, data, seed)
+             for tag, source in tagged_sources(data)]
+    return ";".join(parts) + (":merge" if data.merge_names else "")
+
+
+def materialise(source: str, data: DataParams, seed: int, raw_dir: Path, cache_dir: Path, tag: str = "") -> Path:
     """Return a local folder holding the source's images (generated, extracted or in place)."""
-    src = sources.classify(data.source)
+    src = sources.classify(source)
+    named = lambda what: raw_dir / (f"{tag}-{what}" if tag else what)  # noqa: E731
     if src.kind == "folder":
         return Path(src.location)
     if src.kind == "synthetic":
         s = data.synthetic
-        target = raw_dir / "synthetic"
+        target = named("synthetic")
         with atomic_dir(target) as tmp:
             synthetic.generate(tmp, seed, s.people, s.photos, s.renders, s.image_size, s.test_people,
                                workers=os.cpu_count() or 1, test_photos=s.test_photos, test_renders=s.test_renders)
         return target
-    archive = Path(src.location) if src.kind == "archive" else sources.cached_download(src, cache_dir, data.sha256)
-    target = raw_dir / "extracted"
-    sources.materialise_archive(archive, target, data.sha256, data.max_archive_bytes)
+    sha256 = sha256_of(data, source)
+    archive = Path(src.location) if src.kind == "archive" else sources.cached_download(src, cache_dir, sha256)
+    target = named("extracted")
+    sources.materialise_archive(archive, target, sha256, data.max_archive_bytes)
     return target
 
 
@@ -90,5 +113,30 @@ def scan_and_check(root: Path, layout: str, max_bad_fraction: float, workers: in
 
 
 def fetch(data: DataParams, seed: int, raw_dir: Path, cache_dir: Path) -> FetchResult:
-    root = materialise(data, seed, raw_dir, cache_dir)
-    return scan_and_check(root, data.layout, data.max_bad_fraction)
+    """Every source, materialised and checked; with several, each image is tagged with its source and
+    each person's name with the tag too (s0:ann, test:ann), so people of two sources never merge by
+    accident (data.merge_names merges the training sources' people on purpose)."""
+    tagged = tagged_sources(data)
+    if sum(sources.classify(s).kind == "synthetic" for _, s in tagged) > 1:
+        raise DataError("data.source / data.test_source: 'synthetic' twice would be the same people; use it once")
+    results = {}
+    for tag, source in tagged:
+        root = materialise(source, data, seed, raw_dir, cache_dir, tag)
+        results[tag] = scan_and_check(root, data.layout if tag != TEST else "auto", data.max_bad_fraction)
+    first = results[tagged[0][0]]
+    if len(results) == 1:
+        return FetchResult(first.root, first.layout, first.items, first.skipped, {"": first.root}, {"": first.layout})
+
+    def person(tag: str, name: str) -> str:
+        return name if not name or (data.merge_names and tag != TEST) else f"{tag}:{name}"
+
+    items = [replace(i, person=person(tag, i.person), source=tag) for tag, r in results.items() for i in r.items]
+    if TEST in results:
+        trained = {i.person for tag, r in results.items() if tag != TEST for i in r.items}
+        same = sorted({i.person for i in results[TEST].items if i.person} & trained)
+        if same:
+            log.warning("fetch: %d test people share a folder name with training people (e.g. %s); if they are the same "
+                        "people, the test is not of unseen people", len(same), same[0])
+    skipped = [(f"{tag}:{rel}", why) for tag, r in results.items() for rel, why in r.skipped]
+    return FetchResult(first.root, first.layout, items, skipped, {t: r.root for t, r in results.items()},
+                       {t: r.layout for t, r in results.items()})

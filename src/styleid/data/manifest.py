@@ -1,4 +1,4 @@
-"""The manifest: one row per usable image (path, person, domain, subset, sha1, size)."""
+"""The manifest: one row per usable image (path, person, domain, subset, sha1, size, source)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from styleid.fileio import atomic_path
+
+TEST = "test"  # the source tag of data.test_source's images
+
 
 @dataclass(frozen=True)
 class Item:
@@ -17,6 +20,7 @@ class Item:
     sha1: str
     width: int
     height: int
+    source: str = ""  # which source's root `path` is relative to: "" (the one source), s0, s1, ... or test
 
 
 COLUMNS = [f.name for f in fields(Item)]
@@ -33,4 +37,4 @@ def write_manifest(path: str | Path, items: list[Item]) -> None:
 def read_manifest(path: str | Path) -> list[Item]:
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        return [Item(**{**row, "width": int(row["width"]), "height": int(row["height"])}) for row in reader]
+        return [Item(**{**row, "width": int(row["width"]), "height": int(row["height"]), "source": row.get("source", "")}) for row in reader]

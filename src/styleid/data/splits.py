@@ -5,6 +5,9 @@
 - closed: the reference's LFW protocol: per person 50/20/30 train/val/test images, then per person
           20% of test images are queries and 80% gallery. The same people train and test.
 The competition layout keeps its own test set; its train people are split into train and val.
+- cross-dataset (data.test_source): every person of the training sources trains or validates; the
+          test source's people are the test (photos query renders, or renders made with
+          split.test_styles for photo-only data, or its own test/query and test/gallery).
 Pure functions: the same manifest and params give the same split.
 """
 
@@ -28,6 +31,7 @@ class Entry:
     person: str
     domain: str
     style: str = ""  # the stylize renderer that made it, if any
+    source: str = ""  # the source tag whose root `path` is relative to ("" for rendered galleries and one-source data)
 
 
 Split = dict[str, list[Entry]]
@@ -46,7 +50,7 @@ def _by_person(items: list[Item]) -> dict[str, list[Item]]:
 
 
 def _entry(item: Item) -> Entry:
-    return Entry(item.path, item.person, item.domain)
+    return Entry(item.path, item.person, item.domain, source=item.source)
 
 
 def _shuffled(seq: list, rng: np.random.Generator) -> list:
@@ -106,7 +110,7 @@ def open_split(items: list[Item], params: SplitParams, seed: int, two_domains: b
                 queries, renders = _query_gallery_one_domain(imgs, params, _rng(seed, 13, len(prefix), k))
                 split[prefix + "query"] += queries
                 for src, style in renders:
-                    out = Entry(f"stylized/{src.person}/{_stem(src.path)}_{style}.jpg", src.person, "render", style)
+                    out = _rendered(src, style)
                     split[prefix + "gallery"].append(out)
                     to_render.append((src, out))
     return split, to_render
@@ -145,10 +149,9 @@ def closed_split(items: list[Item], params: SplitParams, seed: int, two_domains:
     return split
 
 
-def competition_split(items: list[Item], params: SplitParams, seed: int) -> Split:
-    """train/ people split into train and val; test/ as given. With domain-marked training images
-    (train/photos/ beside train/renders/), validation is photo queries against render galleries, as the test is."""
-    train_items = [i for i in items if i.subset == "train"]
+def _train_and_val(train_items: list[Item], params: SplitParams, seed: int) -> Split:
+    """Training people split into train and val. With domain-marked images (photos beside renders),
+    validation is photo queries against render galleries, as the test is."""
     groups = _by_person(train_items)
     people = sorted(groups)
     two_domains = any(i.domain == "photo" for i in train_items) and any(i.domain == "render" for i in train_items)
@@ -156,7 +159,7 @@ def competition_split(items: list[Item], params: SplitParams, seed: int) -> Spli
     eligible = {p for p in people if ({"photo", "render"} <= {i.domain for i in groups[p]} if two_domains else len(groups[p]) >= 2)}
     share = params.val_people / (params.train_people + params.val_people)
     order = _shuffled(people, _rng(seed, 31))
-    n_val = max(1, int(round(share * len(order)))) if len(eligible) >= 2 else 0
+    n_val = max(1, int(round(share * len(eligible)))) if len(eligible) >= 2 else 0
     val_people = [p for p in order if p in eligible][:n_val]
     split: Split = {part: [] for part in PARTS}
     for k, person in enumerate(people):
@@ -172,14 +175,57 @@ def competition_split(items: list[Item], params: SplitParams, seed: int) -> Spli
             train, hold = _train_and_holdout(groups[person], params.holdout_fraction, _rng(seed, 33, k))
             split["train"] += train
             split["holdout"] += hold
+    return split
+
+
+def competition_split(items: list[Item], params: SplitParams, seed: int) -> Split:
+    """train/ people split into train and val; test/ as given."""
+    split = _train_and_val([i for i in items if i.subset in ("train", "")], params, seed)
     split["query"] = [_entry(i) for i in sorted(items, key=lambda i: i.path) if i.subset == "query"]
     split["gallery"] = [_entry(i) for i in sorted(items, key=lambda i: i.path) if i.subset == "gallery"]
     return split
 
 
-def make_split(items: list[Item], layout: str, protocol: str, params: SplitParams, seed: int) -> tuple[Split, ToRender]:
-    """Return (split, to_render): to_render pairs a source photo with the gallery render to make of it."""
-    if layout == "competition":
+def _rendered(src: Entry, style: str) -> Entry:
+    return Entry(f"stylized/{src.person}/{_stem(src.path)}_{style}.jpg", src.person, "render", style)
+
+
+def cross_dataset_split(items: list[Item], test_layout: str, params: SplitParams, seed: int, test_tag: str) -> tuple[Split, ToRender]:
+    """Train and validate on every source but the test source; test on all of the test source's people."""
+    train_items = [i for i in items if i.source != test_tag and i.subset in ("train", "")]
+    split = _train_and_val(train_items, params, seed)
+    test_items = [i for i in items if i.source == test_tag]
+    to_render: ToRender = []
+    if test_layout == "competition":
+        split["query"] = [_entry(i) for i in sorted(test_items, key=lambda i: i.path) if i.subset == "query"]
+        split["gallery"] = [_entry(i) for i in sorted(test_items, key=lambda i: i.path) if i.subset == "gallery"]
+    elif test_layout == "domains":
+        for person, imgs in _by_person(test_items).items():
+            if {"photo", "render"} <= {i.domain for i in imgs}:
+                split["query"] += [_entry(i) for i in imgs if i.domain == "photo"]
+            split["gallery"] += [_entry(i) for i in imgs if i.domain == "render"]  # people without photos are distractors
+    else:
+        for k, (person, imgs) in enumerate(_by_person(test_items).items()):
+            if len(imgs) < 2:
+                continue
+            queries, renders = _query_gallery_one_domain(imgs, params, _rng(seed, 14, k))
+            split["query"] += queries
+            for src, style in renders:
+                out = _rendered(src, style)
+                split["gallery"].append(out)
+                to_render.append((src, out))
+    return split, to_render
+
+
+def make_split(items: list[Item], layout: str, protocol: str, params: SplitParams, seed: int,
+               test_layout: str = "", test_tag: str = "test") -> tuple[Split, ToRender]:
+    """Return (split, to_render): to_render pairs a source photo with the gallery render to make of it.
+
+    test_layout: the layout of a separate test source (its images tagged `test_tag`): cross-dataset."""
+    if test_layout:
+        split, to_render = cross_dataset_split(items, test_layout, params, seed, test_tag)
+        protocol = "cross-dataset"
+    elif layout == "competition":
         split, to_render = competition_split(items, params, seed), []
     elif protocol == "closed":
         split, to_render = closed_split(items, params, seed, two_domains=layout == "domains"), []
