@@ -107,12 +107,7 @@ def open_split(items: list[Item], params: SplitParams, seed: int, two_domains: b
                 split[prefix + "query"] += [_entry(i) for i in imgs if i.domain == "photo"]
                 split[prefix + "gallery"] += [_entry(i) for i in imgs if i.domain == "render"]
             else:
-                queries, renders = _query_gallery_one_domain(imgs, params, _rng(seed, 13, len(prefix), k))
-                split[prefix + "query"] += queries
-                for src, style in renders:
-                    out = _rendered(src, style)
-                    split[prefix + "gallery"].append(out)
-                    to_render.append((src, out))
+                _one_domain_test(imgs, params, _rng(seed, 13, len(prefix), k), split, prefix, to_render)
     return split, to_render
 
 
@@ -181,13 +176,25 @@ def _train_and_val(train_items: list[Item], params: SplitParams, seed: int) -> S
 def competition_split(items: list[Item], params: SplitParams, seed: int) -> Split:
     """train/ people split into train and val; test/ as given."""
     split = _train_and_val([i for i in items if i.subset in ("train", "")], params, seed)
-    split["query"] = [_entry(i) for i in sorted(items, key=lambda i: i.path) if i.subset == "query"]
-    split["gallery"] = [_entry(i) for i in sorted(items, key=lambda i: i.path) if i.subset == "gallery"]
+    split["query"], split["gallery"] = _given_test(items)
     return split
 
 
-def _rendered(src: Entry, style: str) -> Entry:
-    return Entry(f"stylized/{src.person}/{_stem(src.path)}_{style}.jpg", src.person, "render", style)
+def _given_test(items: list[Item]) -> tuple[list[Entry], list[Entry]]:
+    """A competition test set as it comes: test/query and test/gallery, in path order."""
+    ordered = sorted(items, key=lambda i: i.path)
+    return [_entry(i) for i in ordered if i.subset == "query"], [_entry(i) for i in ordered if i.subset == "gallery"]
+
+
+def _one_domain_test(imgs: list[Item], params: SplitParams, rng: np.random.Generator, split: Split, prefix: str,
+                     to_render: ToRender) -> None:
+    """One photo-only person: some photos query, the rest become gallery renders in split.test_styles."""
+    queries, renders = _query_gallery_one_domain(imgs, params, rng)
+    split[prefix + "query"] += queries
+    for src, style in renders:
+        out = Entry(f"stylized/{src.person}/{_stem(src.path)}_{style}.jpg", src.person, "render", style)
+        split[prefix + "gallery"].append(out)
+        to_render.append((src, out))
 
 
 def cross_dataset_split(items: list[Item], test_layout: str, params: SplitParams, seed: int, test_tag: str) -> tuple[Split, ToRender]:
@@ -197,8 +204,7 @@ def cross_dataset_split(items: list[Item], test_layout: str, params: SplitParams
     test_items = [i for i in items if i.source == test_tag]
     to_render: ToRender = []
     if test_layout == "competition":
-        split["query"] = [_entry(i) for i in sorted(test_items, key=lambda i: i.path) if i.subset == "query"]
-        split["gallery"] = [_entry(i) for i in sorted(test_items, key=lambda i: i.path) if i.subset == "gallery"]
+        split["query"], split["gallery"] = _given_test(test_items)
     elif test_layout == "domains":
         for person, imgs in _by_person(test_items).items():
             if {"photo", "render"} <= {i.domain for i in imgs}:
@@ -206,14 +212,8 @@ def cross_dataset_split(items: list[Item], test_layout: str, params: SplitParams
             split["gallery"] += [_entry(i) for i in imgs if i.domain == "render"]  # people without photos are distractors
     else:
         for k, (person, imgs) in enumerate(_by_person(test_items).items()):
-            if len(imgs) < 2:
-                continue
-            queries, renders = _query_gallery_one_domain(imgs, params, _rng(seed, 14, k))
-            split["query"] += queries
-            for src, style in renders:
-                out = _rendered(src, style)
-                split["gallery"].append(out)
-                to_render.append((src, out))
+            if len(imgs) >= 2:
+                _one_domain_test(imgs, params, _rng(seed, 14, k), split, "", to_render)
     return split, to_render
 
 
