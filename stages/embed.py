@@ -4,14 +4,16 @@ import contextlib
 import time
 from pathlib import Path
 
+import numpy as np
 import typer
 
-from styleid import devices
+from styleid import devices, shards
 from styleid.embedding import iter_embed
-from styleid.fileio import write_json
+from styleid.fileio import read_json, write_json
 from styleid.models.embedder import load
 from styleid.params import load_params
 from styleid.pipeline import EMBEDDINGS, METRICS, MODEL_DIR, load_split, stage
+from styleid.search.adapt import center
 from styleid.search.index import l2_normalize
 from styleid.shards import ShardWriter
 from styleid.training.transforms import eval_transform
@@ -43,13 +45,33 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
                 query_out.add(block[:cut])
                 gallery_out.add(block[cut:])
                 row += len(block)
+        adapt = e.adapt if e.adapt != "auto" else read_json(MODEL_DIR / "model.json").get("adapt", "none")
+        means = _adapt(adapt, e.shard_rows)
         for part, entries in (("query", queries), ("gallery", gallery)):
             write_json(EMBEDDINGS / f"{part}.json", [{"name": x["name"], "person": x["person"], "file": x["file"]} for x in entries])
         total, dim = len(queries) + len(gallery), gallery_out.dim or query_out.dim or 0
         seconds = time.perf_counter() - start
+    write_json(EMBEDDINGS / "adapt.json", {"adapt": adapt, **means})  # `styleid search` adapts new photos the same way
     write_json(METRICS / "embed.json", {"embed_seconds": round(seconds, 3), "embed_images_per_s": round(total / max(seconds, 1e-9), 2)})
-    print(f"embed ({e.engine}): {len(split['query'])} queries, {len(split['gallery'])} gallery images, dim {dim}; "
+    print(f"embed ({e.engine}): {len(split['query'])} queries, {len(split['gallery'])} gallery images, dim {dim}, adapt {adapt}; "
           f"{total / max(seconds, 1e-9):.1f} images/s")
+
+
+def _adapt(method: str, shard_rows: int) -> dict:
+    """Rewrite both parts' shards adapted (center: each part minus its own mean); return the means used."""
+    if method == "none":
+        return {}
+    means = {}
+    for part in ("query", "gallery"):
+        folder = EMBEDDINGS / part
+        rows = sum(len(s) for s in shards.iter_shards(folder))
+        mean = sum(np.asarray(s, np.float64).sum(0) for s in shards.iter_shards(folder)) / max(rows, 1)
+        blocks = [np.array(s) for s in shards.iter_shards(folder)]  # in memory: the rewrite replaces these files
+        with ShardWriter(folder, shard_rows) as out:
+            for block in blocks:
+                out.add(center(block, mean))
+        means[f"{part}_mean"] = [round(float(v), 7) for v in mean]
+    return means
 
 
 if __name__ == "__main__":

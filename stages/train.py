@@ -9,13 +9,15 @@ from pathlib import Path
 
 import typer
 
+from styleid.data.domains import apply_domains
 from styleid.distributed import ddp
-from styleid.fileio import write_json
+from styleid.fileio import read_json, write_json
 from styleid.images import median_side
 from styleid.models.backbones import check_name
 from styleid.models.embedder import save
 from styleid.params import load_params
-from styleid.pipeline import METRICS, MODEL_DIR, load_split, stage
+from styleid.pipeline import DOMAINS, METRICS, MODEL_DIR, load_split, stage
+from styleid.search.adapt import ADAPTATIONS, choose
 from styleid.training.loop import TrainSet, train
 
 
@@ -42,7 +44,8 @@ def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
 def _train(params, here: ddp.World) -> None:
     from dvclive import Live
 
-    split = load_split()
+    inferred = read_json(DOMAINS)["domains"] if DOMAINS.is_file() else {}
+    split = apply_domains(load_split(), {file: v["domain"] for file, v in inferred.items()})
     data = TrainSet(_pairs(split, "train"), [e["domain"] for e in split["train"]], _pairs(split, "holdout"),
                     _pairs(split, "val_query"), _pairs(split, "val_gallery"), median_side([e["image"] for e in split["train"]]))
     if not here.main:
@@ -56,11 +59,12 @@ def _train(params, here: ddp.World) -> None:
             live.next_step()
 
         result = train(params, data, log_epoch)
-    save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch})
+    best = result.history[result.best_epoch - 1]
+    val_scores = {adapt: best[key] for adapt in ADAPTATIONS if (key := "val_score" if adapt == "none" else f"val_score_{adapt}") in best}
+    save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch, "adapt": choose(val_scores)})  # embed.adapt auto follows it
     summary = {"input_size": result.model.spec.input_size, "best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),
                "train_images_per_s": round(result.images_seen / max(result.step_seconds, 1e-9), 2), "train_processes": here.size,
                **{f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"}}
-    best = result.history[result.best_epoch - 1]
     summary.update({f"best_{k}": round(v, 6) for k, v in best.items() if k != "epoch"})
     write_json(METRICS / "train.json", summary)
     print(f"train: {params.backbone} ({params.pretrained}), {params.train.loss}, freeze={params.train.freeze}, {here.size} process(es): "

@@ -75,7 +75,7 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
     _check_search_command(repo)
 
     again = run(repo, "dvc", "repro")
-    for stage in ("split", "train", "embed", "index", "retrieve", "evaluate"):
+    for stage in ("split", "domains", "train", "embed", "index", "retrieve", "evaluate"):
         assert f"Stage '{stage}' didn't change, skipping" in again
     assert "source unchanged" in again
 
@@ -97,7 +97,7 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
     assert "score" in run(repo, "dvc", "metrics", "diff", "--all")
 
 
-STAGES = ("fetch", "split", "align", "train", "embed", "index", "retrieve", "evaluate")
+STAGES = ("fetch", "split", "align", "domains", "train", "embed", "index", "retrieve", "evaluate")
 
 
 def _check_reran(out: str, expected: list[str]) -> None:
@@ -300,6 +300,35 @@ def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
     assert result["labelled"] is False and "score" not in result and result["n_queries"] == 12
     submission = json.loads((repo / "submission.json").read_text())
     assert len(submission) == 12 and all(len(v) == 10 and "/" not in v[0] for v in submission.values())
+
+
+def test_unmarked_competition_copy_infers_domains_and_scores_like_the_marked_copy(tmp_path):
+    """The same people in the same roles, training images marked (train/photos, train/renders) or mixed and
+    unmarked: the domain classifier labels the unmarked ones, validation becomes photo -> render again, and
+    the two runs score within each other's bootstrap interval."""
+    from styleid.data.convert import to_competition, truth_path
+    from styleid.data.synthetic import generate
+
+    src = tmp_path / "people"
+    generate(src, seed=4, people=32, photos=3, renders=3, size=64)
+    results = {}
+    for name, marked in (("marked", True), ("unmarked", False)):
+        copy = tmp_path / name
+        to_competition(src, copy, test_share=0.25, seed=1, mark_domains=marked)
+        repo = make_repo(tmp_path / f"repo-{name}", TINY)
+        run(repo, "dvc", "exp", "run", "-S", f"data.source={copy}", "-S", f"domains.truth={truth_path(copy)}")
+        results[name] = metrics_of(repo)
+        domains = json.loads((repo / "metrics" / "domains.json").read_text())
+        if marked:
+            assert domains == {"domains_inferred": 0}
+            continue
+        assert domains["domains_inferred"] == 24 * 6 and domains["domains_truth_images"] == 24 * 6
+        assert domains["domains_truth_accuracy"] >= 0.9 and domains["domains_cv_accuracy"] >= 0.9, domains  # measured: 1.0 and 1.0
+        labels = json.loads((repo / "data" / "domains.json").read_text())["domains"]
+        assert {v["domain"] for v in labels.values()} <= {"photo", "render", "unknown"}
+    a, b = results["marked"], results["unmarked"]
+    assert a["n_queries"] == b["n_queries"] == 24 and a["n_gallery"] == b["n_gallery"] == 24
+    assert abs(a["score"] - b["score"]) <= max(a["score"] - a["score_ci95_low"], b["score"] - b["score_ci95_low"]), (a, b)
 
 
 def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):

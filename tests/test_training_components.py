@@ -166,3 +166,30 @@ def test_flip_tta_is_mirror_invariant(tmp_path, lite0):
     flipped = extract(lite0, [tmp_path / "a.png", tmp_path / "b.png"], tf, flip=True)
     assert not np.allclose(plain[0], plain[1], atol=1e-4)
     assert np.allclose(flipped[0], flipped[1], atol=1e-4)
+
+
+def test_exaggerate_magnifies_or_shrinks_a_face_region_and_is_seeded():
+    from PIL import ImageDraw
+
+    from styleid.training.transforms import Exaggerate
+
+    img = Image.new("RGB", (96, 96), (255, 255, 255))
+    cx, cy = [round((v + 1) / 2 * 95) for v in Exaggerate.REGIONS[2]]  # the nose region's centre
+    ImageDraw.Draw(img).ellipse([cx - 6, cy - 6, cx + 6, cy + 6], fill=(0, 0, 0))
+    warp = Exaggerate(1.0, 0.5)
+    dark = lambda im: int((np.asarray(im.convert("L")) < 128).sum())  # noqa: E731
+
+    def with_amount(a: float) -> Image.Image:
+        amounts = torch.zeros(len(Exaggerate.REGIONS))
+        amounts[2] = a
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+        out = torch.nn.functional.grid_sample(x, warp.field((96, 96), amounts), align_corners=True, padding_mode="border")
+        return Image.fromarray(out[0].permute(1, 2, 0).round().to(torch.uint8).numpy())
+
+    assert dark(with_amount(0.5)) > 1.5 * dark(img) and dark(with_amount(-0.5)) < 0.75 * dark(img)
+    assert np.array_equal(np.asarray(with_amount(0.0)), np.asarray(img))
+    torch.manual_seed(3)
+    first = np.asarray(warp(img))
+    torch.manual_seed(3)
+    assert np.array_equal(first, np.asarray(warp(img))) and not np.array_equal(first, np.asarray(img))
+    assert Exaggerate(0.0, 0.5)(img) is img

@@ -79,6 +79,11 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
     names = read_json(INDEX_IDS)["names"]
     top_k = min(top_k, len(names))
     queries = _embed_photos(photos, params)
+    adapt = read_json(EMBEDDINGS / "adapt.json") if (EMBEDDINGS / "adapt.json").is_file() else {"adapt": "none"}
+    if adapt["adapt"] == "center":  # as the pipeline's queries were: minus the test photos' mean
+        from styleid.search.adapt import center
+
+        queries = center(queries, np.array(adapt["query_mean"], np.float32))
     index = faiss_index.load(INDEX)
     faiss_index.set_search_params(index, params.index.nprobe, params.index.ef_search)
     r = params.retrieve
@@ -108,6 +113,24 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
     with atomic_path(panel) as tmp:
         sheet.save(tmp, format="PNG")
     typer.echo(f"panel: {panel}")
+
+
+@app.command("make-competition")
+@stage
+def make_competition(source: Path = typer.Argument(..., help="a dataset with photos/<person>/ beside <renders>/<person>/"),
+                     out: Path = typer.Argument(..., help="the folder to write (replaced if it exists)"),
+                     test_share: float = typer.Option(0.2, "--test-share", help="share of the people that become test people"),
+                     seed: int = typer.Option(42, "--seed", help="chooses the test people"),
+                     mark_domains: bool = typer.Option(False, "--mark-domains", help="keep train/photos/ beside train/<renders>/ (else mixed and unmarked)")) -> None:
+    """Copy SOURCE into the competition's layout (train/<person>/ unmarked, test/query, test/gallery) and write OUT.domains.csv."""
+    from styleid.data.convert import to_competition, truth_path
+
+    if not source.is_dir():
+        raise StyleidError(f"{source}: no such folder")
+    counts = to_competition(source, out, test_share, seed, mark_domains)
+    typer.echo(f"{out}: {counts['train_people']} training people ({counts['train_images']} images, "
+               f"{'marked' if mark_domains else 'unmarked'}), {counts['test_people']} test people ({counts['query_images']} queries, "
+               f"{counts['gallery_images']} gallery); true domains in {truth_path(out)}")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,18 @@ class SplitParams(_Section):
 
 
 @dataclass(frozen=True)
+class DomainsParams(_Section):
+    infer: bool = True  # unmarked training images (competition train/<person>/*): label each photo or render with a classifier
+    min_confidence: float = 0.9  # an image whose predicted domain is less likely than this stays unknown
+    max_fit_images: int = 2000  # labelled test images per domain the classifier fits on (a seeded sample)
+    truth: str = ""  # optional CSV (path,domain; paths relative to the dataset root) of known domains, to measure the classifier
+
+    def __post_init__(self) -> None:
+        _check(0.5 <= self.min_confidence < 1.0, "domains.min_confidence", "must be in [0.5, 1)")
+        _check(self.max_fit_images >= 10, "domains.max_fit_images", "must be >= 10")
+
+
+@dataclass(frozen=True)
 class ModelParams(_Section):
     input_size: int = 0  # square input side in px; 0 = the backbone's default, or the training images' median side when smaller
     embed_dim: int = 0  # 0 = penultimate features (the reference); >0 = a learned projection of this size
@@ -202,10 +214,13 @@ class AugmentParams(_Section):
     style: float = 0.3  # probability of rendering a photo in one of split.train_styles
     edges: float = 0.05  # probability of turning a photo into an edge drawing
     posterize: float = 0.1  # probability of posterizing to 3 bits
+    exaggerate: float = 0.0  # probability of a caricature warp of a training photo (face regions magnified or shrunk)
+    exaggerate_strength: float = 0.3  # the warp's largest magnification per region (0.3: up to about 30 %)
 
     def __post_init__(self) -> None:
         _check(0.05 <= self.crop_scale <= 1.0, "augment.crop_scale", "must be in [0.05, 1]")
-        for key in ("flip", "color_jitter", "grayscale", "blur", "style", "edges", "posterize"):
+        _check(0.0 <= self.exaggerate_strength <= 1.0, "augment.exaggerate_strength", "must be in [0, 1]")
+        for key in ("flip", "color_jitter", "grayscale", "blur", "style", "edges", "posterize", "exaggerate"):
             _check(0.0 <= getattr(self, key) <= 1.0, f"augment.{key}", "is a probability: must be in [0, 1]")
 
 
@@ -214,6 +229,7 @@ class EmbedParams(_Section):
     batch_size: int = 64  # images per forward pass
     num_workers: int = 0  # DataLoader workers for image decoding
     flip_tta: bool = True  # average each image's embedding with its mirror image's
+    adapt: Literal["auto", "none", "center"] = "auto"  # centre queries and gallery on their own means (no labels); auto: what the validation people chose in training
     shard_rows: int = 100_000  # embeddings per .npy shard in data/embeddings/<part>/
     engine: Literal["local", "ray"] = "local"  # ray: Ray Data over a cluster (pip install 'styleid[distributed]')
     ray_address: str = ""  # "" = start a local Ray cluster; "auto" = the running one; "ray://host:10001" = a remote one
@@ -280,6 +296,7 @@ class Params(_Section):
     seed: int = 42  # seeds splits, generator, sampling and initialisation
     data: DataParams = field(default_factory=DataParams)
     split: SplitParams = field(default_factory=SplitParams)
+    domains: DomainsParams = field(default_factory=DomainsParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     augment: AugmentParams = field(default_factory=AugmentParams)

@@ -21,6 +21,7 @@ SPLITS = Path("data/splits.json")
 STYLIZED = Path("data/stylized")
 ALIGNED = Path("data/aligned")
 ALIGNED_INDEX = ALIGNED / "index.json"
+DOMAINS = Path("data/domains.json")  # inferred photo/render labels of unmarked training images
 MODEL_DIR = Path("models")
 EMBEDDINGS = Path("data/embeddings")
 INDEX = Path("models/index")  # part-000.faiss, ... (several = IndexShards)

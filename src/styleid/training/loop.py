@@ -30,6 +30,7 @@ from styleid.embedding import extract
 from styleid.errors import ParamsError, StyleidError
 from styleid.models.embedder import Embedder, build
 from styleid.params import Params
+from styleid.search.adapt import ADAPTATIONS, adapt_pair
 from styleid.search.index import l2_normalize
 from styleid.training.datasets import TrainDataset
 from styleid.training.losses import LossConfig, create_loss, distributed_loss, per_sample_mean
@@ -113,9 +114,9 @@ def _labels(people: list[str], classes: dict[str, int]) -> torch.Tensor:
     return torch.tensor([classes[p] for p in people], dtype=torch.long)
 
 
-def _retrieval_score(q: np.ndarray, q_people: list[str], g: np.ndarray, g_people: list[str]) -> float:
-    scores = l2_normalize(q) @ l2_normalize(g).T
-    return metrics.evaluate(metrics.rank_by_scores(scores)[:, :10], q_people, g_people)["score"]
+def _retrieval_score(q: np.ndarray, q_people: list[str], g: np.ndarray, g_people: list[str], adapt: str = "none") -> float:
+    q, g = adapt_pair(l2_normalize(q), l2_normalize(g), adapt)
+    return metrics.evaluate(metrics.rank_by_scores(q @ g.T)[:, :10], q_people, g_people)["score"]
 
 
 def _to(x: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
@@ -277,8 +278,10 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
             if hold:
                 row["val_loss"] = float(loss_fn(val["holdout"].to(device), _labels([p for _, p in hold], classes).to(device)))
             if data.val_query and data.val_gallery:
-                row["val_score"] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
-                                                    val["val_gallery"].numpy(), [p for _, p in data.val_gallery])
+                for adapt in ADAPTATIONS:  # val_score (plain), val_score_center, ...: what embed.adapt auto chooses from
+                    key = "val_score" if adapt == "none" else f"val_score_{adapt}"
+                    row[key] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
+                                                val["val_gallery"].numpy(), [p for _, p in data.val_gallery], adapt)
         history.append(row)
         value = {"val_score": row.get("val_score", 0.0), "val_loss": -row.get("val_loss", 0.0), "last": epoch}[select]
         improved = ddp.broadcast(value > best_value)  # rank 0 decides, so the ranks stop together

@@ -69,6 +69,42 @@ class EdgeMap:
         return ImageOps.invert(ImageOps.autocontrast(edges)).convert("RGB")
 
 
+class Exaggerate:
+    """With probability p, a caricaturist's warp: each facial region (eyes, nose, mouth, chin, brow) is
+    magnified or shrunk by a random amount up to `strength`, as artists enlarge what is distinctive.
+
+    A smooth displacement field over the whole image (no landmarks needed: faces sit centred in the
+    frame, in aligned crops and in the datasets' own crops), sampled bilinearly.
+    """
+
+    # (x, y) of face regions in [-1, 1] image coordinates for a centred face
+    REGIONS = ((-0.3, -0.15), (0.3, -0.15), (0.0, 0.15), (0.0, 0.5), (0.0, 0.85), (0.0, -0.6))
+    RADIUS = 0.35
+
+    def __init__(self, p: float, strength: float):
+        self.p, self.strength = p, strength
+
+    def field(self, size: tuple[int, int], amounts: torch.Tensor) -> torch.Tensor:
+        """The sampling grid (1, h, w, 2) for magnification `amounts` per region (> 0 enlarges it)."""
+        h, w = size
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        grid = torch.stack([xs, ys], dim=-1)
+        shift = torch.zeros_like(grid)
+        for (cx, cy), a in zip(self.REGIONS, amounts):
+            d = grid - torch.tensor([cx, cy])
+            shift -= a * d * torch.exp(-(d**2).sum(-1, keepdim=True) / self.RADIUS**2)
+        return (grid + shift).unsqueeze(0)
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        if not _coin(self.p) or self.strength <= 0:
+            return img
+        amounts = (torch.rand(len(self.REGIONS)) * 2 - 1) * self.strength
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+        warped = torch.nn.functional.grid_sample(x, self.field((img.height, img.width), amounts), mode="bilinear",
+                                                 padding_mode="border", align_corners=True)
+        return Image.fromarray(warped[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy())
+
+
 def train_transform(spec: ModelSpec, augment: bool, aug: AugmentParams | None = None, styles: Sequence[str] = (),
                     photo: bool = True) -> Callable:
     """Photo-side augmentation first (style, edges; photos only), then geometry, colour, and the model's normalisation."""
@@ -76,7 +112,7 @@ def train_transform(spec: ModelSpec, augment: bool, aug: AugmentParams | None = 
         return eval_transform(spec)
     aug = aug or AugmentParams()
     size = spec.input_size
-    style_steps = [StyleAugment(styles, aug.style), EdgeMap(aug.edges)] if photo else []
+    style_steps = [Exaggerate(aug.exaggerate, aug.exaggerate_strength), StyleAugment(styles, aug.style), EdgeMap(aug.edges)] if photo else []
     return T.Compose([
         *style_steps,
         T.RandomResizedCrop(size, scale=(aug.crop_scale, 1.0), ratio=(0.85, 1.15), interpolation=_interp(spec.interpolation), antialias=True),

@@ -1,0 +1,124 @@
+"""Which unmarked training images are photos and which are renders.
+
+The competition ships its training images unmarked (train/<person>/*), but its test split says what
+each domain looks like: test/query holds photos, test/gallery renders. A logistic regression on
+frozen backbone features (no identity labels) learns that difference from the test images and labels
+each training image photo or render with a probability; below domains.min_confidence it stays
+unknown. With the labels, batches pair photos with renders again and validation mirrors the test:
+photo queries against render galleries of unseen people.
+
+Pure functions on arrays and split documents; the stage (stages/domains.py) computes the features.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from styleid.errors import DataError
+
+PHOTO, RENDER, UNKNOWN = "photo", "render", "unknown"
+TRAIN_PARTS = ("train", "holdout", "val_query", "val_gallery")  # the parts whose images are training people's
+
+
+@dataclass
+class DomainLabels:
+    p_photo: np.ndarray  # probability that each image is a photo
+    labels: list[str]  # photo | render | unknown (below min_confidence)
+    cv_accuracy: float  # 5-fold cross-validated accuracy on the labelled (test) images
+
+
+def _classifier(seed: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def label_domains(fit_x: np.ndarray, fit_is_photo: np.ndarray, x: np.ndarray, min_confidence: float, seed: int) -> DomainLabels:
+    """Fit photo-vs-render on (fit_x, fit_is_photo) and label the rows of x."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    fit_is_photo = np.asarray(fit_is_photo, dtype=int)
+    counts = np.bincount(fit_is_photo, minlength=2)
+    if counts.min() < 2:
+        raise DataError(f"domains: the classifier needs photos and renders to learn from (test queries {counts[1]}, gallery {counts[0]}); "
+                        "set domains.infer false")
+    fit_x, x = _unit(fit_x), _unit(x)
+    folds = int(min(5, counts.min()))
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    cv_accuracy = float(cross_val_score(_classifier(seed), fit_x, fit_is_photo, cv=cv).mean())
+    model = _classifier(seed).fit(fit_x, fit_is_photo)
+    p_photo = model.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
+    return DomainLabels(p_photo, to_labels(p_photo, min_confidence), cv_accuracy)
+
+
+def to_labels(p_photo: np.ndarray, min_confidence: float) -> list[str]:
+    return [PHOTO if p >= min_confidence else RENDER if 1 - p >= min_confidence else UNKNOWN for p in p_photo]
+
+
+def apply_domains(split: dict, inferred: dict[str, str]) -> dict:
+    """The split with inferred domains (file -> photo|render|unknown) on the training people's images.
+
+    Validation people whose images now include photos and renders validate as the test does: their
+    photos query, their renders are the gallery; their still-unknown images sit out of validation.
+    Everyone else validates as before.
+    """
+    if not inferred:
+        return split
+    out = dict(split)
+    for part in ("train", "holdout"):
+        out[part] = [{**e, "domain": inferred.get(e["file"], e["domain"])} for e in split[part]]
+    val = [{**e, "domain": inferred.get(e["file"], e["domain"])} for part in ("val_query", "val_gallery") for e in split[part]]
+    by_person: dict[str, list[dict]] = {}
+    for e in val:
+        by_person.setdefault(e["person"], []).append(e)
+    out["val_query"], out["val_gallery"] = [], []
+    for part in ("val_query", "val_gallery"):  # keep the original order for people who stay as they were
+        for e in split[part]:
+            entries = by_person[e["person"]]
+            if {PHOTO, RENDER} <= {x["domain"] for x in entries}:
+                continue
+            out[part].append({**e, "domain": inferred.get(e["file"], e["domain"])})
+    for person, entries in by_person.items():
+        if {PHOTO, RENDER} <= {x["domain"] for x in entries}:
+            out["val_query"] += [x for x in entries if x["domain"] == PHOTO]
+            out["val_gallery"] += [x for x in entries if x["domain"] == RENDER]
+    return out
+
+
+def read_truth(path: Path) -> dict[str, str]:
+    """A CSV of known domains: path (relative to the dataset root), domain (photo or render)."""
+    if not path.is_file():
+        raise DataError(f"{path}: domains.truth names no file; give a CSV of path,domain or set it to \"\"")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    truth = {}
+    for line, row in enumerate(rows, start=1):
+        if line == 1 and row[:2] == ["path", "domain"]:
+            continue
+        if len(row) != 2 or row[1] not in (PHOTO, RENDER):
+            raise DataError(f"{path}:{line}: expected `path,domain` with domain photo or render; fix the line")
+        truth[row[0]] = row[1]
+    return truth
+
+
+def accuracy_against(truth: dict[str, str], predicted: dict[str, tuple[str, float]]) -> dict:
+    """How the classifier did on images whose domain is known: all of them (most likely domain), and the confident ones."""
+    known = [(truth[k], v) for k, v in predicted.items() if k in truth]
+    if not known:
+        return {"truth_images": 0}
+    best = [PHOTO if p >= 0.5 else RENDER for _, (_, p) in known]
+    confident = [(t, label) for t, (label, _) in known if label != UNKNOWN]
+    return {"truth_images": len(known),
+            "truth_accuracy": round(float(np.mean([t == b for (t, _), b in zip(known, best)])), 4),
+            "truth_confident_share": round(len(confident) / len(known), 4),
+            "truth_confident_accuracy": round(float(np.mean([t == label for t, label in confident])), 4) if confident else 0.0}

@@ -1,0 +1,74 @@
+"""domains: label unmarked training images photo or render -> data/domains.json + metrics/domains.json.
+
+Only the competition layout's unmarked train/<person>/* images need it; for everything else the stage
+writes an empty labelling at once, without loading a model.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from styleid import devices
+from styleid.data import domains
+from styleid.embedding import extract
+from styleid.fileio import read_json, write_json
+from styleid.images import median_side
+from styleid.models.embedder import build
+from styleid.params import load_params
+from styleid.pipeline import DOMAINS, METRICS, SOURCE, load_split, stage
+from styleid.training.transforms import eval_transform
+
+
+def _write(labels: dict, summary: dict, note: str) -> None:
+    write_json(DOMAINS, {"note": note, "domains": labels})
+    write_json(METRICS / "domains.json", summary)
+    print(f"domains: {note}")
+
+
+@stage
+def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
+    start = time.perf_counter()
+    params = load_params(params_file)
+    d = params.domains
+    split = load_split()
+    unknown = list({e["file"]: e for part in domains.TRAIN_PARTS for e in split[part] if e["domain"] == domains.UNKNOWN}.values())
+    if not d.infer or not unknown:
+        why = "domains.infer is false" if unknown else "every training image is marked photo or render"
+        _write({}, {"domains_inferred": 0}, f"nothing to infer ({why})")
+        return
+    rng = np.random.default_rng([params.seed, 51])
+    fit = []
+    for part, is_photo in (("query", 1), ("gallery", 0)):  # the test split says which images are photos and which renders
+        entries = split[part]
+        keep = sorted(rng.choice(len(entries), size=min(len(entries), d.max_fit_images), replace=False)) if entries else []
+        fit += [(entries[i]["image"], is_photo) for i in keep]
+    m = params.model
+    model = build(params.backbone, params.pretrained, m.input_size, 0, m.crop_pct, params.train.imagenet_norm, m.hub_weights,
+                  m.pooling, m.gem_p, median_side([e["image"] for e in split["train"]])).to(devices.best()).eval()
+    transform = eval_transform(model.spec)
+    embed = lambda paths: extract(model, [Path(p) for p in paths], transform, params.embed.batch_size, params.embed.num_workers,  # noqa: E731
+                                  desc="domains: frozen features")
+    result = domains.label_domains(embed([p for p, _ in fit]), np.array([y for _, y in fit]), embed([e["image"] for e in unknown]),
+                                   d.min_confidence, params.seed)
+    predicted = {e["file"]: (label, float(p)) for e, label, p in zip(unknown, result.labels, result.p_photo)}
+    counts = {name: result.labels.count(name) for name in (domains.PHOTO, domains.RENDER, domains.UNKNOWN)}
+    summary = {"domains_inferred": len(unknown), "domains_photo": counts["photo"], "domains_render": counts["render"],
+               "domains_unknown": counts["unknown"], "domains_cv_accuracy": round(result.cv_accuracy, 4),
+               "domains_fit_images": len(fit)}
+    if d.truth:
+        root = Path(read_json(SOURCE)["root"])
+        truth = domains.read_truth(Path(d.truth))
+        summary.update({f"domains_{k}": v for k, v in domains.accuracy_against(
+            truth, {Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else f: v for f, v in predicted.items()}).items()})
+    summary["domains_seconds"] = round(time.perf_counter() - start, 2)
+    labels = {f: {"domain": label, "p_photo": round(p, 4)} for f, (label, p) in predicted.items()}
+    truth_note = f", accuracy on known domains {summary['domains_truth_accuracy']:.3f}" if "domains_truth_accuracy" in summary else ""
+    _write(labels, summary, f"{len(unknown)} unmarked training images: {counts['photo']} photos, {counts['render']} renders, "
+                            f"{counts['unknown']} unsure (below {d.min_confidence}); cross-validated accuracy on the test images "
+                            f"{result.cv_accuracy:.3f}{truth_note}; {summary['domains_seconds']:.1f}s")
+
+
+if __name__ == "__main__":
+    typer.run(domains_stage)
