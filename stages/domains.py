@@ -16,6 +16,7 @@ from styleid.embedding import extract
 from styleid.fileio import read_json, write_json
 from styleid.images import median_side
 from styleid.models.embedder import build
+from styleid.models.style_stats import StyleStatistics
 from styleid.params import load_params
 from styleid.pipeline import DOMAINS, METRICS, SOURCE, load_split, stage
 from styleid.training.transforms import eval_transform
@@ -48,8 +49,9 @@ def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--param
     model = build(params.backbone, params.pretrained, m.input_size, 0, m.crop_pct, params.train.imagenet_norm, m.hub_weights,
                   m.pooling, m.gem_p, median_side([e["image"] for e in split["train"]])).to(devices.best()).eval()
     transform = eval_transform(model.spec)
-    embed = lambda paths: extract(model, [Path(p) for p in paths], transform, params.embed.batch_size, params.embed.num_workers,  # noqa: E731
-                                  desc="domains: frozen features")
+    style = StyleStatistics(model.backbone).eval()
+    embed = lambda paths: extract(style, [Path(p) for p in paths], transform, params.embed.batch_size, params.embed.num_workers,  # noqa: E731
+                                  desc="domains: style statistics")
     result = domains.label_domains(embed([p for p, _ in fit]), np.array([y for _, y in fit]), embed([e["image"] for e in unknown]),
                                    d.min_confidence, params.seed)
     predicted = {e["file"]: (label, float(p)) for e, label, p in zip(unknown, result.labels, result.p_photo)}

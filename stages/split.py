@@ -13,7 +13,7 @@ from styleid.data.stylize import stylize
 from styleid.fileio import atomic_dir, read_json, write_json
 from styleid.images import load_rgb
 from styleid.params import load_params
-from styleid.pipeline import MANIFEST, SOURCE, SPLITS, STYLIZED, display_name, entry_file, stage
+from styleid.pipeline import MANIFEST, SOURCE, SPLITS, STYLIZED, display_name, entry_file, source_roots, stage
 
 
 @stage
@@ -21,10 +21,10 @@ def split_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     start = time.perf_counter()
     params = load_params(params_file)
     source = read_json(SOURCE)
-    roots = {tag: Path(root) for tag, root in (source.get("roots") or {"": source["root"]}).items()}
+    roots = source_roots(source)
     test_layout = (source.get("layouts") or {}).get(TEST, "")
     layout = source["layout"]
-    if len(roots) - bool(test_layout) > 1 and "domains" in source["layouts"].values() and layout != "competition":
+    if len(roots) - 1 - bool(test_layout) > 1 and "domains" in source["layouts"].values() and layout != "competition":
         layout = "domains"  # several training sources: people with photos and renders validate and test
     split, to_render = make_split(read_manifest(MANIFEST), layout, params.data.protocol, params.split, params.seed, test_layout, TEST)
     with atomic_dir(STYLIZED) as tmp:

@@ -12,7 +12,7 @@ from styleid.data.synthetic import generate
 from styleid.errors import DataError
 
 
-def _clusters(n: int, seed: int, gap: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+def _clusters(n: int, seed: int, gap: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 2
     x = rng.normal(size=(n, 16))
@@ -113,3 +113,16 @@ def test_competition_copy_unmarked_and_marked_put_the_same_people_in_the_same_ro
 def test_competition_copy_refuses_one_domain_data(tmp_path, people):
     with pytest.raises(DataError, match="layout 'domains' needs a photos/"):
         to_competition(people / "renders", tmp_path / "out")
+
+
+def test_make_competition_command(tmp_path, people):
+    from typer.testing import CliRunner
+
+    from styleid.cli import app
+
+    out = CliRunner().invoke(app, ["make-competition", str(people), str(tmp_path / "comp"), "--test-share", "0.3", "--seed", "5"])
+    assert out.exit_code == 0, out.output
+    assert "7 training people (28 images, unmarked), 3 test people (6 queries, 6 gallery)" in out.output
+    assert (tmp_path / "comp.domains.csv").is_file() and layouts.detect(tmp_path / "comp") == "competition"
+    missing = CliRunner().invoke(app, ["make-competition", str(tmp_path / "nope"), str(tmp_path / "x")])
+    assert missing.exit_code == 1 and "nope: no such folder" in missing.output and "Traceback" not in missing.output

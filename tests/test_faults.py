@@ -164,4 +164,4 @@ def test_user_facing_errors_are_one_line_without_traceback_unless_debugging(tmp_
         assert "Traceback" in proc.stderr
     else:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        assert lines == ["styleid train: error: params.yaml: lr: must be > 0 (got -1.0)"]
+        assert lines == ["styleid train: error: params.yaml: lr: must be in (0, 10] (got -1.0)"]

@@ -143,3 +143,28 @@ def test_unmarked_competition_training_images_keep_the_mixed_validation(tmp_path
     assert {i.domain for i in result.items if i.subset == "train"} == {"unknown"}
     split, _ = make_split(result.items, result.layout, "open", SplitParams(), seed=1)
     assert len(_people(split, "val_query")) == 2 and len(split["val_query"]) == 2  # round(0.2 x 4) = 1 query per person
+
+
+def test_rendered_gallery_images_are_marked_by_source_not_by_name_and_never_collide(tmp_path):
+    """A person folder called `stylized` is a person like any other; a.jpg and a.png of one person render to two files."""
+    from styleid.data.splits import RENDERED
+    from styleid.pipeline import entry_file, source_roots
+
+    root = _people_folder(tmp_path / "lfw", people=8, per=6)
+    for k in range(6):
+        _img(root / "stylized" / f"{k:02d}.jpg", 900 + k)
+    for ext in ("jpg", "png"):
+        _img(root / "person_0" / f"twin.{ext}", 7 if ext == "jpg" else 8)
+    result = scan_and_check(root, "auto", 0.0)
+    split, to_render = make_split(result.items, result.layout, "open", SplitParams(query_fraction=0.2), seed=3)
+    rendered = [out for _, out in to_render]
+    assert len({e.path for e in rendered}) == len(rendered)  # no two renders share a file
+    assert all(e.source == RENDERED and e.domain == "render" for e in rendered)
+    roots = source_roots({"root": str(root)})
+    everyone = [e for part in split.values() for e in part]
+    real = [e for e in everyone if e.source != RENDERED]
+    assert any(e.person == "stylized" for e in real)
+    assert all(entry_file(e.path, roots[e.source]) == root / e.path for e in real)  # the `stylized` person's photos stay in the dataset
+    assert all(entry_file(e.path, roots[e.source]) == Path("data") / e.path for e in rendered)
+    twins = [out.path for src, out in to_render if src.path.startswith("person_0/twin.")]
+    assert len(twins) == len(set(twins))

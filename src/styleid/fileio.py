@@ -11,12 +11,46 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def sweep_stale(path: str | Path) -> list[Path]:
+    """Remove the temporary siblings of `path` (.<name>.<pid>-*.tmp) whose process is gone: what a killed
+    stage left behind. A live process's siblings (another worker's) are left alone. Returns what was removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for sibling in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid = sibling.name[len(path.name) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(sibling, ignore_errors=True) if sibling.is_dir() and not sibling.is_symlink() else sibling.unlink(missing_ok=True)
+            removed.append(sibling)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -28,15 +62,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; it replaces `path` only if the block succeeds."""
+    """Yield a temporary sibling folder; it replaces `path` only if the block succeeds.
+
+    Siblings are named .<name>.<pid>-*.tmp: the next run removes those of a killed process
+    (sweep_stale), and .dvcignore keeps them out of DVC's outputs meanwhile."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    sweep_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix="-old.tmp", dir=path.parent))
+            old.rmdir()
             path.rename(old)
             tmp.rename(path)
             shutil.rmtree(old, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import types
 import typing
@@ -72,7 +73,8 @@ class SyntheticParams(_Section):
     image_size: int = 96  # side of the square images, px
 
     def __post_init__(self) -> None:
-        _check(self.people >= 6, "data.synthetic.people", "must be >= 6 (train, val and test need people)")
+        _check(6 <= self.people <= 1_000_000, "data.synthetic.people", "must be in [6, 1000000] (train, val and test need people)")
+        _check(1 <= self.photos <= 1000 and 1 <= self.renders <= 1000, "data.synthetic.photos", "photos and renders must be in [1, 1000]")
         _check(0 <= self.test_people <= 100_000, "data.synthetic.test_people", "must be in [0, 100000]")
         _check(self.photos >= 2, "data.synthetic.photos", "must be >= 2")
         _check(self.renders >= 1, "data.synthetic.renders", "must be >= 1")
@@ -89,7 +91,8 @@ class DataParams(_Section):
     protocol: Literal["open", "closed"] = "open"  # open: test people unseen in training; closed: the reference's
     sha256: str = ""  # expected SHA-256 of a downloaded or local archive ("" = do not check)
     max_bad_fraction: float = 0.05  # fail when more than this share of image files cannot be read
-    max_archive_bytes: int = 20_000_000_000  # refuse archives that unpack to more than this
+    max_archive_bytes: int = 20_000_000_000  # refuse archives (and downloads) larger than this once unpacked (downloaded)
+    max_archive_members: int = 10_000_000  # refuse archives with more members than this
     align: Literal["auto", "none", "mtcnn"] = "auto"  # face crops before the model; auto: only for wide shots
     align_size: int = 256  # side of the cached aligned crops, px (the model resizes them to its input size)
     align_margin: float = 0.2  # context kept around the detected face, as a share of the box side
@@ -105,6 +108,7 @@ class DataParams(_Section):
         _check(len(set(self.sources)) == len(self.sources), "data.source", "lists a source twice")
         _check(self.test_source not in self.sources, "data.test_source", "is also a training source; test on data you do not train on")
         _check(0.0 <= self.max_bad_fraction <= 1.0, "data.max_bad_fraction", "must be in [0, 1]")
+        _check(self.max_archive_bytes >= 1 and self.max_archive_members >= 1, "data.max_archive_bytes", "max_archive_bytes and max_archive_members must be >= 1")
         _check(self.sha256 == "" or len(self.sha256) == 64, "data.sha256", "must be 64 hex digits or empty")
         _check(32 <= self.align_size <= 1024, "data.align_size", "must be in [32, 1024]")
         _check(0.0 <= self.align_margin <= 2.0, "data.align_margin", "must be in [0, 2]")
@@ -189,7 +193,7 @@ class TrainParams(_Section):
     nproc: int = 1  # training processes (torchrun + DistributedDataParallel; gloo on CPU, nccl on GPUs)
 
     def __post_init__(self) -> None:
-        _check(self.nproc >= 1, "train.nproc", "must be >= 1")
+        _check(1 <= self.nproc <= 1024, "train.nproc", "must be in [1, 1024]")
         _check(self.loss_lr > 0, "train.loss_lr", "must be > 0")
         _check(0 < self.arc_margin < 90 and self.arc_scale > 0, "train.arc_margin", "arc_margin must be in (0, 90) degrees, arc_scale > 0")
         _check(self.subcenters >= 1, "train.subcenters", "must be >= 1")
@@ -238,7 +242,7 @@ class EmbedParams(_Section):
     ray_gpus_per_actor: float = 1.0  # GPUs each replica reserves, only when the cluster has GPUs
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, "embed.batch_size", "must be >= 1")
+        _check(1 <= self.batch_size <= 1_000_000, "embed.batch_size", "must be in [1, 1000000]")
         _check(self.num_workers >= 0, "embed.num_workers", "must be >= 0")
         _check(self.shard_rows >= 1, "embed.shard_rows", "must be >= 1")
         _check(self.ray_actors >= 0, "embed.ray_actors", "must be >= 0 (0 = auto)")
@@ -272,7 +276,7 @@ class RetrieveParams(_Section):
     lambda_value: float = 0.3  # kreciprocal: weight of the original distance
 
     def __post_init__(self) -> None:
-        _check(self.top_k >= 1, "retrieve.top_k", "must be >= 1")
+        _check(1 <= self.top_k <= 100_000, "retrieve.top_k", "must be in [1, 100000]")
         _check(self.depth >= 1 and self.aqe_k >= 1 and self.k1 >= 1 and self.k2 >= 1, "retrieve.depth", "depth, aqe_k, k1 and k2 must be >= 1")
         _check(self.aqe_alpha >= 0, "retrieve.aqe_alpha", "must be >= 0")
         _check(0 <= self.lambda_value <= 1, "retrieve.lambda_value", "must be in [0, 1]")
@@ -307,10 +311,20 @@ class Params(_Section):
 
     def __post_init__(self) -> None:
         _check(bool(self.backbone.strip()), "backbone", "must name a timm model")
-        _check(self.lr > 0, "lr", f"must be > 0 (got {self.lr})")
-        _check(self.epochs >= 1, "epochs", "must be >= 1")
-        _check(self.batch_size >= 2, "batch_size", "must be >= 2")
+        _check(0 < self.lr <= 10, "lr", f"must be in (0, 10] (got {self.lr})")
+        _check(1 <= self.epochs <= 100_000, "epochs", "must be in [1, 100000]")
+        _check(2 <= self.batch_size <= 1_000_000, "batch_size", "must be in [2, 1000000]")
+        _check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)")
         _check(self.pretrained.strip() != "", "pretrained", "must be offline, hub, none or a weights path")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value, cut to `limit` characters: a message never grows with the input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+MAX_INT = 10**12  # no count, size or seed in styleid is anywhere near this; bigger is a typo or an attack
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -323,7 +337,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return _build(hint, value, key + ".")
     if origin is Literal:
         choices = typing.get_args(hint)
-        _check(value in choices, key, f"must be one of {', '.join(map(str, choices))} (got {value!r})")
+        _check(isinstance(value, (str, int, float, bool)) and value in choices, key, f"must be one of {', '.join(map(str, choices))} (got {_short(value)})")
         return value
     if origin in (list, tuple):
         _check(isinstance(value, list), key, f"must be a list, got {type(value).__name__}")
@@ -338,16 +352,19 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         plain = [a for a in options if a not in listy]
         return _coerce(value, (listy or plain)[0] if isinstance(value, list) else (plain or listy)[0], key)
     if hint is bool:
-        _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+        _check(isinstance(value, bool), key, f"must be true or false, got {_short(value)}")
         return value
     if hint is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {value!r}")
+        _check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {_short(value)}")
+        _check(abs(value) <= MAX_INT, key, f"is absurdly large ({_short(value)}); use a value below {MAX_INT:.0e}")
         return value
     if hint is float:
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), key, f"must be a number, got {value!r}")
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), key, f"must be a number, got {_short(value)}")
+        _check(abs(value) <= MAX_INT and math.isfinite(float(value)), key, f"must be a finite number of sensible size, got {_short(value)}")
         return float(value)
     if hint is str:
-        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), key, f"must be a string, got {value!r}")
+        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), key, f"must be a string, got {_short(value)}")
+        _check(len(str(value)) <= 4096, key, "is longer than 4096 characters")
         return str(value)
     raise TypeError(f"unsupported type hint {hint!r} for {key}")
 
@@ -357,9 +374,9 @@ def _build(cls: type, raw: dict, prefix: str = "") -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
+            close = difflib.get_close_matches(str(key)[:100], names, n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else f"; known keys: {', '.join(names)}"
-            raise ParamsError(f"{prefix}{key}: unknown key{hint}")
+            raise ParamsError(f"{prefix}{_short(key, 40) if not isinstance(key, str) or len(key) > 40 else key}: unknown key{hint}")
     kwargs = {name: _coerce(raw[name], hints[name], prefix + name) for name in names if name in raw}
     return cls(**kwargs)
 
@@ -379,17 +396,59 @@ def params_from_dict(raw: dict | None) -> Params:
     return _label(_build(Params, raw or {}))
 
 
+MAX_PARAMS_BYTES = 1_000_000
+MAX_DEPTH = 16  # params.yaml nests three levels; deeper is a mistake (or an attack on the parser)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader without aliases (a "billion laughs" expands a few KB into gigabytes), duplicate keys or deep nesting."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(problem="YAML aliases (*name) are not allowed; write the value out", problem_mark=event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.MarkedYAMLError(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {_short(key, 40)} (the last would silently win); keep one",
+                                           problem_mark=key_node.start_mark)
+            seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml; every problem is a one-line ParamsError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: not found; run from the repository root or pass --params")
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path}: larger than {MAX_PARAMS_BYTES:,} bytes; params.yaml is a few KB")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ParamsError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = str(getattr(exc, "problem", None) or exc)
+        raise ParamsError(f"{path}:{where}: not valid YAML ({problem if len(problem) <= 160 else problem[:157] + '...'})") from None
+    except RecursionError:
+        raise ParamsError(f"{path}: nested too deeply to read; params.yaml nests three levels") from None
     if raw is not None and not isinstance(raw, dict):
         raise ParamsError(f"{path}: must be a mapping of keys to values")
     try:

@@ -65,13 +65,27 @@ def stage(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             print(f"styleid {name}: interrupted; outputs were left as they were", file=sys.stderr)
             raise SystemExit(130) from None
+        except Exception as exc:  # the last resort: a bug or an input nobody foresaw is still one line
+            if os.environ.get("STYLEID_DEBUG"):
+                raise
+            text = " ".join(str(exc).split())
+            text = text if len(text) <= 300 else text[:297] + "..."
+            print(f"styleid {name}: unexpected error: {type(exc).__name__}: {text} (rerun with STYLEID_DEBUG=1 for the traceback, "
+                  "and please report it)", file=sys.stderr)
+            raise SystemExit(1) from None
 
     return wrapper
 
 
 def entry_file(path: str, root: Path) -> Path:
-    """Where a split entry's image lives: rendered galleries in data/, the rest under the dataset root."""
-    return Path("data") / path if path.startswith("stylized/") else root / path
+    """Where a split entry's image lives: under its source's root (data/ for rendered galleries, see source_roots)."""
+    return root / path
+
+
+def source_roots(source: dict) -> dict[str, Path]:
+    """Source tag -> the folder its manifest paths are relative to (data/source.json), and data/ for rendered galleries."""
+    roots = {tag: Path(root) for tag, root in (source.get("roots") or {"": source["root"]}).items()}
+    return {**roots, "rendered": Path("data")}
 
 
 def display_name(path: str) -> str:

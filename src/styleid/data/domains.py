@@ -1,10 +1,10 @@
 """Which unmarked training images are photos and which are renders.
 
 The competition ships its training images unmarked (train/<person>/*), but its test split says what
-each domain looks like: test/query holds photos, test/gallery renders. A logistic regression on
-frozen backbone features (no identity labels) learns that difference from the test images and labels
-each training image photo or render with a probability; below domains.min_confidence it stays
-unknown. With the labels, batches pair photos with renders again and validation mirrors the test:
+each domain looks like: test/query holds photos, test/gallery renders. A logistic regression on the
+frozen backbone's style statistics (models/style_stats.py; no identity labels) learns that difference
+from the test images and labels each training image photo or render with a probability; below
+domains.min_confidence it stays unknown. With the labels, batches pair photos with renders again and validation mirrors the test:
 photo queries against render galleries of unseen people.
 
 Pure functions on arrays and split documents; the stage (stages/domains.py) computes the features.
@@ -31,16 +31,17 @@ class DomainLabels:
     cv_accuracy: float  # 5-fold cross-validated accuracy on the labelled (test) images
 
 
-def _classifier(seed: int):
+def _classifier(seed: int, folds: int):
+    """Logistic regression on standardised features, its probabilities calibrated (Platt) on held-out folds,
+    so that domains.min_confidence means what it says."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    base = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, random_state=seed))
+    return CalibratedClassifierCV(base, method="sigmoid", cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
 
 
 def label_domains(fit_x: np.ndarray, fit_is_photo: np.ndarray, x: np.ndarray, min_confidence: float, seed: int) -> DomainLabels:
@@ -49,14 +50,13 @@ def label_domains(fit_x: np.ndarray, fit_is_photo: np.ndarray, x: np.ndarray, mi
 
     fit_is_photo = np.asarray(fit_is_photo, dtype=int)
     counts = np.bincount(fit_is_photo, minlength=2)
-    if counts.min() < 2:
-        raise DataError(f"domains: the classifier needs photos and renders to learn from (test queries {counts[1]}, gallery {counts[0]}); "
-                        "set domains.infer false")
-    fit_x, x = _unit(fit_x), _unit(x)
-    folds = int(min(5, counts.min()))
+    if counts.min() < 4:
+        raise DataError(f"domains: the classifier needs photos and renders to learn from (test queries {counts[1]}, gallery {counts[0]}; "
+                        "at least 4 of each); set domains.infer false")
+    folds = int(min(5, counts.min() // 2))
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    cv_accuracy = float(cross_val_score(_classifier(seed), fit_x, fit_is_photo, cv=cv).mean())
-    model = _classifier(seed).fit(fit_x, fit_is_photo)
+    cv_accuracy = float(cross_val_score(_classifier(seed, folds), fit_x, fit_is_photo, cv=cv).mean())
+    model = _classifier(seed, folds).fit(fit_x, fit_is_photo)
     p_photo = model.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
     return DomainLabels(p_photo, to_labels(p_photo, min_confidence), cv_accuracy)
 

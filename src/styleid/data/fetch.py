@@ -73,9 +73,11 @@ def materialise(source: str, data: DataParams, seed: int, raw_dir: Path, cache_d
                                workers=os.cpu_count() or 1, test_photos=s.test_photos, test_renders=s.test_renders)
         return target
     sha256 = sha256_of(data, source)
-    archive = Path(src.location) if src.kind == "archive" else sources.cached_download(src, cache_dir, sha256)
     target = named("extracted")
-    sources.materialise_archive(archive, target, sha256, data.max_archive_bytes)
+    if src.kind == "archive":
+        sources.materialise_archive(Path(src.location), target, sha256, data.max_archive_bytes, data.max_archive_members)
+    else:
+        sources.fetch_archive(src, cache_dir, sha256, target, data.max_archive_bytes, data.max_archive_members)
     return target
 
 

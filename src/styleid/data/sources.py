@@ -8,16 +8,20 @@ folders) so that an unchanged source costs next to nothing on `dvc repro`.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import logging
 import os
 import re
-import shutil
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from styleid.data.archives import extract, is_archive_name
+from styleid.data.archives import MAX_MEMBERS, extract, is_archive_name
 from styleid.errors import DataError
-from styleid.fileio import atomic_dir, atomic_path
+from styleid.fileio import atomic_dir, atomic_path, sweep_stale
+
+log = logging.getLogger(__name__)
 
 GDRIVE_RE = re.compile(r"^(?:gdrive:(?P<id>[\w-]+)|https://drive\.google\.com/.*?(?:/d/|[?&]id=)(?P<id2>[\w-]+).*)$")
 
@@ -61,9 +65,17 @@ def classify(source: str, root: Path | None = None) -> Source:
 
 
 def folder_fingerprint(folder: Path) -> str:
-    """Hash of every file's relative path, size and modification time: cheap, and changes with content."""
+    """Hash of every file's relative path, size and modification time: cheap, and changes with content.
+
+    Linked folders and files are followed (the layout scan reads through them too), each real folder once."""
     digest = hashlib.sha1()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:  # a link loop, or a folder linked twice
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath) / name
@@ -90,14 +102,38 @@ def _verify(path: Path, expected: str, what: str) -> str:
     return actual
 
 
-def download_url(url: str, dest: Path, timeout: float = 60.0) -> None:
-    """Stream `url` to `dest` atomically (a broken download leaves nothing behind)."""
+STALL_SECONDS = 60.0  # a download that brings less than STALL_BYTES in this long stops
+STALL_BYTES = 16 * 1024
+
+
+def download_url(url: str, dest: Path, max_bytes: int, timeout: float = 60.0, stall_seconds: float = STALL_SECONDS) -> None:
+    """Stream `url` to `dest`: all of Content-Length, at most max_bytes, never stalled; a failure leaves no `dest`."""
+    if url.startswith("http://"):
+        log.warning("data.source: %s is plain http (no transport security); fine for a local mirror, use https otherwise", url)
+    done = 0
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest) as tmp:
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            if expected is not None and expected > max_bytes:
+                raise DataError(f"data.source: {url} is {expected:,} bytes, more than data.max_archive_bytes={max_bytes:,}; raise it if that is expected")
+            window_start, window_bytes = time.monotonic(), 0
             with open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"data.source: cannot download {url} ({exc}); check the address and your connection") from None
+                while block := response.read(1 << 16):
+                    out.write(block)
+                    done += len(block)
+                    window_bytes += len(block)
+                    if done > max_bytes:
+                        raise DataError(f"data.source: {url} sent more than data.max_archive_bytes={max_bytes:,} bytes; stopped (raise it if that is expected)")
+                    now = time.monotonic()
+                    if now - window_start >= stall_seconds:
+                        if window_bytes < STALL_BYTES:
+                            raise DataError(f"data.source: {url} sent {window_bytes} bytes in the last {stall_seconds:.0f} s (stalled); stopped, try again later")
+                        window_start, window_bytes = now, 0
+            if expected is not None and done != expected:
+                raise DataError(f"data.source: {url} ended after {done:,} of its {expected:,} bytes (Content-Length); the download was cut off, try again")
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise DataError(f"data.source: cannot download {url} ({exc.__class__.__name__}: {str(exc)[:160]}); check the address and your connection") from None
 
 
 def download_gdrive(file_id: str, dest: Path) -> None:
@@ -108,23 +144,43 @@ def download_gdrive(file_id: str, dest: Path) -> None:
         try:
             got = gdown.download(id=file_id, output=str(tmp), quiet=True)
         except Exception as exc:  # gdown raises many kinds: all mean "no file came"
-            raise DataError(f"data.source: Google Drive file {file_id} could not be downloaded ({exc}); check the id and its sharing") from None
+            raise DataError(f"data.source: Google Drive file {file_id} could not be downloaded ({exc.__class__.__name__}); check the id and its sharing") from None
         if not got or not tmp.exists() or tmp.stat().st_size == 0:
             raise DataError(f"data.source: Google Drive file {file_id} could not be downloaded; check the id and its sharing")
 
 
-def cached_download(src: Source, cache: Path, sha256: str) -> Path:
-    """Return a verified local copy of a URL or Drive file, downloading it only once."""
-    key = hashlib.sha1(f"{src.kind}:{src.location}".encode()).hexdigest()[:16]
-    dest = cache / "downloads" / key
-    if dest.exists() and (not sha256 or sha256_file(dest).lower() == sha256.lower()):
-        return dest
-    if src.kind == "url":
-        download_url(src.location, dest)
-    else:
-        download_gdrive(src.location, dest)
-    _verify(dest, sha256, src.location)
-    return dest
+def download_key(src: Source) -> str:
+    return hashlib.sha1(f"{src.kind}:{src.location}".encode()).hexdigest()[:16]
+
+
+def fetch_archive(src: Source, cache: Path, sha256: str, target: Path, max_bytes: int, max_members: int) -> None:
+    """Extract a URL's or Drive file's archive into `target`, downloading it only when the cache has no good copy.
+
+    The cache holds only downloads that passed every check (Content-Length, size, checksum, and an
+    extraction that read the archive to its end); a download that fails any of them is deleted, so
+    the next run asks the server again instead of reusing it."""
+    downloads = cache / "downloads"
+    dest = downloads / download_key(src)
+    if dest.exists():
+        try:
+            materialise_archive(dest, target, sha256, max_bytes, max_members)
+            return
+        except DataError as exc:
+            log.warning("data.source: the cached copy of %s failed its checks (%s); downloading it again", src.location, exc)
+            dest.unlink(missing_ok=True)
+    downloads.mkdir(parents=True, exist_ok=True)
+    sweep_stale(dest)  # parts a killed fetch left
+    part = downloads / f".{dest.name}.{os.getpid()}-download.tmp"
+    try:
+        if src.kind == "url":
+            download_url(src.location, part, max_bytes)
+        else:
+            download_gdrive(src.location, part)
+        _verify(part, sha256, src.location)
+        materialise_archive(part, target, sha256, max_bytes, max_members)
+        os.replace(part, dest)  # into the cache only now, atomically
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def fingerprint(src: Source, sha256: str) -> str:
@@ -137,9 +193,9 @@ def fingerprint(src: Source, sha256: str) -> str:
     return f"{src.kind}:{src.location}:{sha256}"
 
 
-def materialise_archive(archive: Path, target: Path, sha256: str, max_bytes: int) -> str:
+def materialise_archive(archive: Path, target: Path, sha256: str, max_bytes: int, max_members: int = MAX_MEMBERS) -> str:
     """Verify and extract an archive into `target` atomically; return its SHA-256."""
     digest = _verify(archive, sha256, str(archive))
     with atomic_dir(target) as tmp:
-        extract(archive, tmp, max_bytes)
+        extract(archive, tmp, max_bytes, max_members)
     return digest

@@ -23,15 +23,16 @@ from styleid.errors import DataError
 from styleid.params import SplitParams
 
 PARTS = ("train", "holdout", "val_query", "val_gallery", "query", "gallery")
+RENDERED = "rendered"  # the source tag of gallery images the split stage renders (under data/stylized/), whatever their names
 
 
 @dataclass(frozen=True)
 class Entry:
-    path: str  # relative to the dataset root, or "stylized/..." for a rendered gallery image
+    path: str  # relative to its source's root (for a rendered gallery image, source RENDERED: relative to data/)
     person: str
     domain: str
     style: str = ""  # the stylize renderer that made it, if any
-    source: str = ""  # the source tag whose root `path` is relative to ("" for rendered galleries and one-source data)
+    source: str = ""  # the source tag whose root `path` is relative to ("" for one-source data, RENDERED for rendered galleries)
 
 
 Split = dict[str, list[Entry]]
@@ -111,11 +112,6 @@ def open_split(items: list[Item], params: SplitParams, seed: int, two_domains: b
     return split, to_render
 
 
-def _stem(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[0]
-
-
 def closed_split(items: list[Item], params: SplitParams, seed: int, two_domains: bool) -> Split:
     split: Split = {part: [] for part in PARTS}
     for k, (person, imgs) in enumerate(_by_person(items).items()):
@@ -192,7 +188,8 @@ def _one_domain_test(imgs: list[Item], params: SplitParams, rng: np.random.Gener
     queries, renders = _query_gallery_one_domain(imgs, params, rng)
     split[prefix + "query"] += queries
     for src, style in renders:
-        out = Entry(f"stylized/{src.person}/{_stem(src.path)}_{style}.jpg", src.person, "render", style)
+        # the source's whole file name, extension included: a.jpg and a.png of one person render to two files
+        out = Entry(f"stylized/{src.person}/{src.path.rsplit('/', 1)[-1]}_{style}.jpg", src.person, "render", style, RENDERED)
         split[prefix + "gallery"].append(out)
         to_render.append((src, out))
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from styleid.errors import ParamsError, StyleidError
 from styleid.models import facenet, weights
+from styleid.models.state_files import read_state_dict
 
 
 @dataclass(frozen=True)
@@ -48,17 +49,7 @@ def check_name(name: str, pretrained: str) -> None:
 
 
 def _load_file(model: nn.Module, path: Path) -> None:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
-        except Exception as exc:  # UnpicklingError, RuntimeError, EOFError...: all mean "not plain tensors"
-            raise StyleidError(f"{path}: not a plain state dict of tensors ({exc.__class__.__name__}); objects are never "
-                               "unpickled: save the weights with safetensors or torch.save(model.state_dict())") from None
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = read_state_dict(path)
     own = model.state_dict()
     state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     missing = [k for k in own if k not in state and not k.startswith(("classifier", "fc.", "head"))]

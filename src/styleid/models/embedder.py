@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load as load_bytes, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from styleid.errors import ParamsError, StyleidError
@@ -18,6 +18,7 @@ from styleid.fileio import atomic_path, write_json
 from styleid.models import facenet
 from styleid.models.backbones import create_backbone, feature_dim
 from styleid.models.pooling import use_gem
+from styleid.models.state_files import tensors_from_bytes
 
 
 @dataclass(frozen=True)
@@ -119,5 +120,8 @@ def loads(spec_json: dict, weights: bytes) -> Embedder:
     spec = spec_from_json(spec_json)
     backbone, _ = create_backbone(spec.backbone, "none")
     model = Embedder(backbone, spec)
-    model.load_state_dict(load_bytes(weights), strict=True)
+    try:
+        model.load_state_dict(tensors_from_bytes(weights, "models/model.safetensors"), strict=True)
+    except RuntimeError as exc:  # names or shapes that are not this spec's
+        raise StyleidError(f"models/model.safetensors: does not match models/model.json ({str(exc)[:120]}); rerun `dvc repro train`") from None
     return model.eval()

@@ -67,6 +67,11 @@ class FaceNetBackbone(nn.Module):
                 n.repeat_1, n.mixed_6a, n.repeat_2, n.mixed_7a, n.repeat_3, n.block8,
                 nn.ModuleList([n.last_linear, n.last_bn])]
 
+    def style_modules(self) -> list[nn.Module]:
+        """Outputs whose channel statistics describe the image's style (models/style_stats.py)."""
+        n = self.net
+        return [n.conv2d_4b, n.repeat_1, n.repeat_2, n.repeat_3]
+
     def group_matcher(self, coarse: bool = False) -> dict:
         """Layer groups for timm's layer-wise learning-rate decay (same contract as timm models)."""
         return {"stem": r"^net\.conv2d_[1-4]",
@@ -172,13 +177,19 @@ def conversion_error(model: FaceNetBackbone, net, images: np.ndarray) -> float:
 
 def offline_state() -> dict[str, torch.Tensor]:
     """The converted CASIA-WebFace weights, converting and checking on first use."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
+
+    from styleid.models.state_files import read_state_dict
 
     pb = graph_file()
     digest = hashlib.sha1(pb.read_bytes()).hexdigest()[:12]
     cached = cache_dir() / f"facenet-casia-webface-{digest}.safetensors"
     if cached.is_file():
-        return load_file(str(cached))
+        try:
+            return read_state_dict(cached)
+        except StyleidError as exc:  # a damaged cache entry is made again, never used
+            log.warning("facenet: %s; converting again", exc)
+            cached.unlink(missing_ok=True)
     log.info("facenet: converting %s (once; cached at %s)", pb, cached)
     model, net = convert_graph(pb)
     probe = np.random.default_rng(0).standard_normal((2, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)

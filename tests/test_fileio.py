@@ -1,0 +1,46 @@
+"""Atomic writes: a killed writer leaves a temporary sibling that the next run removes, never another worker's."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from styleid.fileio import atomic_dir, atomic_path, sweep_stale
+
+
+def _killed_writer(target, kind: str) -> None:
+    """Start a process that is half-way through writing `target`, and kill it (SIGKILL: no cleanup runs)."""
+    code = (f"import time, pathlib; from styleid.fileio import atomic_{kind}\n"
+            f"with atomic_{kind}(pathlib.Path({str(target)!r})) as tmp:\n"
+            f"    (tmp / 'half.bin' if {kind == 'dir'} else tmp).write_bytes(b'x' * 1000); print('ready', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_killed_writers_leftovers_are_removed_by_the_next_run(tmp_path):
+    target = tmp_path / "raw" / "synthetic"
+    _killed_writer(target, "dir")
+    _killed_writer(tmp_path / "raw" / "manifest.csv", "path")
+    left = sorted(p.name for p in (tmp_path / "raw").iterdir())
+    assert len(left) == 2 and all(name.endswith(".tmp") for name in left) and not target.exists()
+    with atomic_dir(target) as tmp:
+        (tmp / "whole.bin").write_bytes(b"y")
+    with atomic_path(tmp_path / "raw" / "manifest.csv") as tmp:
+        tmp.write_text("ok")
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["manifest.csv", "synthetic"]
+    assert [p.name for p in target.iterdir()] == ["whole.bin"]
+
+
+def test_a_live_workers_temporary_files_are_left_alone(tmp_path):
+    target = tmp_path / "cache.bin"
+    mine = tmp_path / f".cache.bin.{os.getpid()}-abc.tmp"  # this process is alive: another worker's write in progress
+    mine.write_bytes(b"x")
+    assert sweep_stale(target) == [] and mine.exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    time.sleep(0.1)
+    stale = tmp_path / f".cache.bin.{dead}-xyz.tmp"
+    stale.write_bytes(b"x")
+    assert sweep_stale(target) == [stale] and not stale.exists() and mine.exists()
