@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+import styleid
 from styleid.data.domains import apply_domains
 from styleid.distributed import ddp
 from styleid.fileio import read_json, write_json
@@ -16,9 +17,12 @@ from styleid.images import median_side
 from styleid.models.backbones import check_name
 from styleid.models.embedder import save
 from styleid.params import load_params
-from styleid.pipeline import DOMAINS, METRICS, MODEL_DIR, load_split, stage
+from styleid.pipeline import ALIGNED_INDEX, DOMAINS, MANIFEST, METRICS, MODEL_DIR, SPLITS, load_split, stage
 from styleid.search.adapt import ADAPTATIONS, choose
+from styleid.training import checkpoint as checkpoints
 from styleid.training.loop import TrainSet, train
+
+CHECKPOINT = MODEL_DIR / "checkpoint" / "state.pt"  # every epoch's state (a persisted DVC output): a killed run resumes
 
 
 def _pairs(split: dict, part: str) -> list[tuple[Path, str]]:
@@ -36,32 +40,41 @@ def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     try:
         if not here.main:
             logging.getLogger().setLevel(logging.WARNING)  # rank 0 speaks for all
-        _train(params, here)
+        _train(params, params_file, here)
     finally:
         ddp.shutdown()
 
 
-def _train(params, here: ddp.World) -> None:
+def _run_key(params_file: Path) -> str:
+    """What a checkpoint must have been written under to be resumed: these params, this data, this code."""
+    code = sorted(Path(styleid.__file__).parent.rglob("*.py")) + [Path(__file__)]
+    return checkpoints.run_key(params_file.read_bytes(), checkpoints.files_key([SPLITS, DOMAINS, ALIGNED_INDEX, MANIFEST]),
+                               checkpoints.files_key(code))
+
+
+def _train(params, params_file: Path, here: ddp.World) -> None:
     from dvclive import Live
 
     inferred = read_json(DOMAINS)["domains"] if DOMAINS.is_file() else {}
     split = apply_domains(load_split(), {file: v["domain"] for file, v in inferred.items()})
     data = TrainSet(_pairs(split, "train"), [e["domain"] for e in split["train"]], _pairs(split, "holdout"),
                     _pairs(split, "val_query"), _pairs(split, "val_gallery"), median_side([e["image"] for e in split["train"]]))
+    key = _run_key(params_file)
     if not here.main:
-        train(params, data)
+        train(params, data, checkpoint=CHECKPOINT, key=key)
         return
     with Live(dir="dvclive", save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, row: dict) -> None:
-            for key, value in row.items():
-                if key != "epoch":
-                    live.log_metric(f"train/{key}", value)
+            for name, value in row.items():
+                if name != "epoch":
+                    live.log_metric(f"train/{name}", value)
             live.next_step()
 
-        result = train(params, data, log_epoch)
+        result = train(params, data, log_epoch, CHECKPOINT, key)
     best = result.history[result.best_epoch - 1]
-    val_scores = {adapt: best[key] for adapt in ADAPTATIONS if (key := "val_score" if adapt == "none" else f"val_score_{adapt}") in best}
+    val_scores = {adapt: best[name] for adapt in ADAPTATIONS if (name := "val_score" if adapt == "none" else f"val_score_{adapt}") in best}
     save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch, "adapt": choose(val_scores)})  # embed.adapt auto follows it
+    checkpoints.finish(CHECKPOINT, key)
     summary = {"input_size": result.model.spec.input_size, "best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),
                "train_images_per_s": round(result.images_seen / max(result.step_seconds, 1e-9), 2), "train_processes": here.size,
                **{f"final_{k}": v for k, v in result.history[-1].items() if k != "epoch"}}

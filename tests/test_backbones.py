@@ -57,3 +57,38 @@ def test_embedder_round_trips_through_safetensors(tmp_path):
     with torch.no_grad():
         assert torch.allclose(model(x), again(x))
     assert again.spec.out_dim == 16
+
+
+def _bad_weight_files(folder):
+    import json
+    import os
+    import struct
+
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(3)}, str(folder / "ok.safetensors"))
+    good = (folder / "ok.safetensors").read_bytes()
+    header = json.dumps({"a": {"dtype": "F32", "shape": [10**9, 10**9], "data_offsets": [0, 12]}}).encode()
+    files = {"random.safetensors": os.urandom(1000), "absurd.safetensors": struct.pack("<Q", 2**60) + b"{}",
+             "shapes.safetensors": struct.pack("<Q", len(header)) + header + b"\0" * 12, "cut.safetensors": good[:-5],
+             "empty.safetensors": b"", "junk.pth": os.urandom(300)}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    torch.save([torch.zeros(2)], folder / "list.pth")
+    torch.save(torch.zeros(2), folder / "tensor.pth")
+    torch.save({"x": 1}, folder / "number.pth")
+    return sorted(p for p in folder.iterdir() if p.name != "ok.safetensors")
+
+
+def test_malformed_weights_files_are_one_line_naming_the_file(tmp_path):
+    """Random bytes, absurd headers or shapes, cut-off files, pickles of lists or bare tensors: one line, no huge allocation."""
+    from styleid.errors import StyleidError
+    from styleid.models.state_files import read_state_dict
+
+    assert list(read_state_dict(tmp_path / "ok.safetensors" if _bad_weight_files(tmp_path) else None)) == ["a"]
+    for path in _bad_weight_files(tmp_path):
+        with pytest.raises(StyleidError) as err:
+            read_state_dict(path)
+        assert str(err.value).startswith(str(path)) and "\n" not in str(err.value) and "torch.save(model.state_dict())" in str(err.value)
+    with pytest.raises(StyleidError, match="not a mapping of names to tensors|holds a list"):
+        create_backbone("tf_efficientnet_lite0", str(tmp_path / "list.pth"))

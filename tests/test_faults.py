@@ -165,3 +165,21 @@ def test_user_facing_errors_are_one_line_without_traceback_unless_debugging(tmp_
     else:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert lines == ["styleid train: error: params.yaml: lr: must be in (0, 10] (got -1.0)"]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unforeseen_failure_is_still_one_line_naming_the_stage(tmp_path, debug):
+    """A bug or an input nobody foresaw (here a splits.json of the wrong shape) ends in one line, not a traceback."""
+    from conftest import REPO
+
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "splits.json").write_text("[1, 2, 3]\n")
+    env = {k: v for k, v in os.environ.items() if k != "STYLEID_DEBUG"} | ({"STYLEID_DEBUG": "1"} if debug else {})
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "domains.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    if debug:
+        assert "Traceback" in proc.stderr
+    else:
+        assert len(lines) == 1 and lines[0].startswith("styleid domains: unexpected error: ") and "STYLEID_DEBUG=1" in lines[0], lines

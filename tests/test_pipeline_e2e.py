@@ -331,6 +331,31 @@ def test_unmarked_competition_copy_infers_domains_and_scores_like_the_marked_cop
     assert abs(a["score"] - b["score"]) <= max(a["score"] - a["score_ci95_low"], b["score"] - b["score_ci95_low"]), (a, b)
 
 
+def test_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
+    """SIGKILL once epoch 1 of 3 is checkpointed; the next `dvc repro` goes on from epoch 2 and every metric
+    (training curves included) equals a run that was never interrupted."""
+    import torch
+
+    config = _merge(json.loads(json.dumps(TINY)), {"epochs": 3, "train": {"patience": 0}})
+    whole = make_repo(tmp_path / "whole", config)
+    run(whole, "dvc", "repro")
+    cut = make_repo(tmp_path / "cut", config)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "STYLEID_KILL_AFTER_EPOCH": "1"}
+    killed = subprocess.run(["dvc", "repro"], cwd=cut, env=env, capture_output=True, text=True, timeout=900)
+    assert killed.returncode != 0 and not (cut / "models" / "model.safetensors").exists()
+    state = torch.load(cut / "models" / "checkpoint" / "state.pt", weights_only=True)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    out = run(cut, "dvc", "repro")
+    assert "resuming after epoch 1 of 3" in out and "Stage 'split' didn't change, skipping" in out
+    assert metrics_of(cut) == metrics_of(whole)
+    timing = {"train_seconds", "train_images_per_s"}
+    train_of = lambda repo: {k: v for k, v in json.loads((repo / "metrics" / "train.json").read_text()).items() if k not in timing}  # noqa: E731
+    assert train_of(cut) == train_of(whole) and train_of(cut)["epochs_run"] == 3
+    curves = lambda repo: (repo / "dvclive" / "plots" / "metrics" / "train" / "val_score.tsv").read_text()  # noqa: E731
+    assert curves(cut) == curves(whole)
+    assert torch.load(cut / "models" / "checkpoint" / "state.pt", weights_only=True)["finished"] is True  # shrunk once the model is saved
+
+
 def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):
     """data.test_source: the synthetic source trains and validates; another dataset's people are the whole test."""
     from styleid.data.synthetic import generate

@@ -83,6 +83,9 @@ def _face_square(box: tuple[float, float, float, float], size: tuple[int, int], 
     return round(left), round(top), round(left + side), round(top + side)
 
 
+NOFACE = ".noface"  # <crop>.noface beside a crop marks a centred fallback: one file per crop, so two workers never lose each other's marks
+
+
 def crop_name(file: Path, settings: AlignSettings) -> str:
     """Cache key: the image's bytes and the settings (a changed file or setting is a new crop)."""
     digest = hashlib.sha1(file.read_bytes())
@@ -93,11 +96,9 @@ def crop_name(file: Path, settings: AlignSettings) -> str:
 def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings) -> tuple[dict[str, str], int, int]:
     """Align every file into out_dir (reusing cached crops); returns (file -> crop, aligned now, fallbacks).
 
-    Fallbacks are counted over all files, cached ones included, from the noface.txt list kept beside the crops.
+    Fallbacks are counted over all files, cached ones included, from the <crop>.noface marks beside the crops.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    noface_file = out_dir / "noface.txt"
-    noface = set(noface_file.read_text().split()) if noface_file.is_file() else set()
     aligner: FaceAligner | None = None
     mapping: dict[str, str] = {}
     computed = fallbacks = 0
@@ -107,16 +108,15 @@ def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings) -
         if not target.is_file():
             aligner = aligner or FaceAligner(settings)
             result = aligner(load_rgb(file))
+            if not result.found:  # the mark first: a crop on disk always has its mark, whoever is reading
+                with atomic_path(out_dir / (name + NOFACE)) as tmp:
+                    tmp.write_text(str(file) + "\n")
+                log.debug("align: no face in %s; centred crop", file)
             with atomic_path(target) as tmp:
                 result.crop.save(tmp, format="JPEG", quality=95)
             computed += 1
-            if not result.found:
-                noface.add(name)
-                log.debug("align: no face in %s; centred crop", file)
-        fallbacks += name in noface
+        fallbacks += (out_dir / (name + NOFACE)).is_file()
         mapping[file.as_posix()] = target.as_posix()
-    with atomic_path(noface_file) as tmp:
-        tmp.write_text("\n".join(sorted(noface)) + "\n")
     return mapping, computed, fallbacks
 
 

@@ -32,6 +32,7 @@ from styleid.models.embedder import Embedder, build
 from styleid.params import Params
 from styleid.search.adapt import ADAPTATIONS, adapt_pair
 from styleid.search.index import l2_normalize
+from styleid.training import checkpoint as checkpoints
 from styleid.training.datasets import TrainDataset
 from styleid.training.losses import LossConfig, create_loss, distributed_loss, per_sample_mean
 from styleid.training.optim import create_optimizer, create_scheduler, param_groups
@@ -161,20 +162,21 @@ class _Objective(nn.Module):
         return self.loss_fn(emb, labels) * weight
 
 
-def _batch_plan(params: Params, labels: list[int], domains: list[str], gen: torch.Generator) -> Callable[[], list[list[int]]]:
-    """A function giving one epoch's batches (index lists): cross-domain, class-balanced or shuffled."""
+def _batch_plan(params: Params, labels: list[int], domains: list[str], gen: torch.Generator) -> tuple[Callable[[], list[list[int]]], object | None]:
+    """A function giving one epoch's batches (index lists): cross-domain, class-balanced or shuffled; and the
+    sampler whose `epoch` counter a checkpoint must keep (None when the RNG states say it all)."""
     t, bs = params.train, params.batch_size
     m = t.m_per_class
     n_people = len(set(labels))
     if m and t.cross_domain and has_cross_domain_people(labels, domains):
         sampler = CrossDomainBatchSampler(labels, domains, m, bs, params.seed)
-        return lambda: list(sampler)
+        return (lambda: list(sampler)), sampler
     if m and bs % m == 0 and m * n_people >= bs:
-        sampler = class_balanced(labels, m, bs)
-        return lambda: [b for b in torch.tensor(list(sampler)).split(bs) if len(b) > 1]
+        balanced = class_balanced(labels, m, bs)
+        return (lambda: [b for b in torch.tensor(list(balanced)).split(bs) if len(b) > 1]), None
     if m:
         log.warning("train: m_per_class=%d does not fit batch_size=%d with %d people; plain shuffling", m, bs, n_people)
-    return lambda: [b for b in torch.randperm(len(labels), generator=gen).split(bs) if len(b) > 1]
+    return (lambda: [b for b in torch.randperm(len(labels), generator=gen).split(bs) if len(b) > 1]), None
 
 
 def _build_model(params: Params, image_side: int = 0) -> Embedder:
@@ -187,7 +189,10 @@ def _loss_config(t) -> LossConfig:
     return LossConfig(t.arc_margin, t.arc_scale, t.subcenters, t.ms_epsilon, t.supcon_temperature, t.triplet_margin)
 
 
-def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None] | None = None,
+          checkpoint: Path | None = None, key: str = "") -> TrainResult:
+    """Train; with `checkpoint`, save everything at the end of every epoch and go on from a checkpoint
+    written under the same `key` (the same params and data), ending as an uninterrupted run would."""
     seed_everything(params.seed)
     t = params.train
     here = ddp.world()
@@ -211,7 +216,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
 
     labels = [classes[p] for _, p in data.train]
     domains = data.train_domains or ["photo"] * len(labels)
-    next_epoch = _batch_plan(params, labels, domains, gen)
+    next_epoch, sampler = _batch_plan(params, labels, domains, gen)
     steps_per_epoch = max(1, ddp.broadcast(len(next_epoch()) if here.main else None))  # rank 0 draws; the count is all the others need
     groups = param_groups(model, loss_fn, params.lr, t.weight_decay, t.layer_decay, t.loss_lr)
     optimizer = create_optimizer(groups, t.optimizer, params.lr, t.weight_decay)
@@ -236,8 +241,28 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     history: list[dict] = []
     best_state, best_value, best_epoch, bad_epochs, seen, step, step_seconds = None, -math.inf, 0, 0, 0, 0, 0.0
     select = t.select_by if (t.select_by == "val_score" and data.val_query) or (t.select_by == "val_loss" and hold) else ("val_score" if data.val_query else "last")
+    first_epoch, stopped, earlier_seconds = 1, False, 0.0
+    resumed = checkpoints.load(checkpoint, key) if checkpoint is not None and key else None
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        loss_fn.load_state_dict(resumed["loss"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        checkpoints.restore_rng(resumed["rng"], gen)
+        if sampler is not None:
+            sampler.epoch = resumed["sampler_epoch"]
+        history, best_value, best_epoch = resumed["history"], resumed["best_value"], resumed["best_epoch"]
+        best_state = resumed["best_state"] if resumed["best_state"] is not None else copy.deepcopy(model.state_dict())
+        bad_epochs, seen, step, step_seconds = resumed["bad_epochs"], resumed["seen"], resumed["step"], resumed["step_seconds"]
+        first_epoch, stopped, earlier_seconds = resumed["epoch"] + 1, resumed["stopped"], resumed["seconds"]
+        log.info("train: resuming after epoch %d of %d (checkpoint %s)", resumed["epoch"], params.epochs, checkpoint)
+        if log_epoch and here.main:
+            for row in history:  # the logs of the epochs already run, as an uninterrupted run wrote them
+                log_epoch(row["epoch"], row)
 
-    for epoch in range(1, params.epochs + 1):
+    for epoch in range(first_epoch, params.epochs + 1):
+        if stopped:
+            break
         set_train_mode(model, t.frozen_bn)
         train_loss.train()
         total, count = 0.0, 0
@@ -279,8 +304,8 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
                 row["val_loss"] = float(loss_fn(val["holdout"].to(device), _labels([p for _, p in hold], classes).to(device)))
             if data.val_query and data.val_gallery:
                 for adapt in ADAPTATIONS:  # val_score (plain), val_score_center, ...: what embed.adapt auto chooses from
-                    key = "val_score" if adapt == "none" else f"val_score_{adapt}"
-                    row[key] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
+                    name = "val_score" if adapt == "none" else f"val_score_{adapt}"
+                    row[name] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
                                                 val["val_gallery"].numpy(), [p for _, p in data.val_gallery], adapt)
         history.append(row)
         value = {"val_score": row.get("val_score", 0.0), "val_loss": -row.get("val_loss", 0.0), "last": epoch}[select]
@@ -293,9 +318,29 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         log.info("epoch %d: %s%s", epoch, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"), " *" if improved else "")
         if log_epoch and here.main:
             log_epoch(epoch, row)
-        if t.patience and bad_epochs >= t.patience:
+        stopped = bool(t.patience and bad_epochs >= t.patience)
+        if checkpoint is not None and key and here.main:
+            checkpoints.save(checkpoint, {
+                "key": key, "epoch": epoch, "stopped": stopped, "model": model.state_dict(), "loss": loss_fn.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": checkpoints.rng_state(gen),
+                "sampler_epoch": getattr(sampler, "epoch", 0), "history": history, "best_value": best_value,
+                "best_state": None if best_epoch == epoch else best_state,  # None: the model itself (saves its size on disk)
+                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "seen": seen, "step": step, "step_seconds": step_seconds,
+                "seconds": earlier_seconds + time.perf_counter() - start})
+            _stop_here_for_tests(epoch)
+        if stopped:
             log.info("early stop: no %s improvement for %d epochs", select, t.patience)
             break
     model.load_state_dict(best_state)
     model.cpu().eval()
-    return TrainResult(model, best_epoch, history, time.perf_counter() - start, seen, step_seconds)
+    return TrainResult(model, best_epoch, history, earlier_seconds + time.perf_counter() - start, seen, step_seconds)
+
+
+def _stop_here_for_tests(epoch: int) -> None:
+    """STYLEID_KILL_AFTER_EPOCH=n: the process kills itself (SIGKILL, no cleanup) once epoch n's checkpoint is on
+    disk: how the resume test stands in for a power cut or an out-of-memory kill."""
+    import os
+    import signal
+
+    if os.environ.get("STYLEID_KILL_AFTER_EPOCH") == str(epoch):
+        os.kill(os.getpid(), signal.SIGKILL)

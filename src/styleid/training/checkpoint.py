@@ -1,0 +1,72 @@
+"""Resumable training: everything the loop needs to go on from the end of an epoch, saved atomically.
+
+The checkpoint carries a key (a hash of the params and of what the stage reads); one written under
+another key is ignored, so a changed param or dependency starts afresh. It is read with
+torch.load(weights_only=True): tensors, numbers, strings and containers only, never pickled objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from styleid.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def run_key(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def files_key(paths: list[Path]) -> str:
+    """A hash of files' contents (missing files count as empty), for run_key."""
+    return run_key(*[p.read_bytes() if p.is_file() else b"" for p in paths])
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # pytorch-metric-learning's sampler draws from numpy's global RNG
+    return {"torch": torch.get_rng_state(), "generator": gen.get_state(),
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}}
+
+
+def restore_rng(state: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["generator"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+
+
+def save(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load(path: Path, key: str) -> dict | None:
+    """The checkpoint at `path` if it was written under `key`, else None (and it will be overwritten)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged checkpoint is no reason to stop: train from the start
+        log.warning("train: ignoring the unreadable checkpoint %s (%s); training from the start", path, exc.__class__.__name__)
+        return None
+    if not isinstance(state, dict) or state.get("key") != key:
+        log.info("train: the checkpoint in %s is from other params or data; training from the start", path.parent)
+        return None
+    if state.get("finished"):
+        return None  # that run ended and saved its model; nothing to go on with
+    return state
+
+
+def finish(path: Path, key: str) -> None:
+    """After the model is saved: shrink the checkpoint to a marker (the full state is hundreds of MB)."""
+    save(path, {"key": key, "finished": True})
