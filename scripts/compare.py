@@ -29,7 +29,7 @@ REPORTS = Path("reports")
 REFERENCE = ["backbone=tf_efficientnet_lite0", "train.loss=cross_entropy", "train.freeze=all", "train.optimizer=adam",
              "train.weight_decay=0", "train.schedule=constant", "train.warmup_epochs=0", "train.augment=false",
              "train.m_per_class=0", "train.select_by=val_loss", "train.patience=0", "lr=0.001", "epochs=5",
-             "batch_size=32", "model.embed_dim=0", "embed.flip_tta=false", "retrieve.rerank=none", "data.align=none"]
+             "batch_size=32", "model.embed_dim=0", "embed.flip_tta=false", "embed.adapt=none", "retrieve.rerank=none", "data.align=none"]
 OFFLINE_BACKBONES = ["tf_efficientnet_lite0", "mobilenetv2_100", "facenet"]
 HUB_BACKBONES = ["efficientnet_b0", "resnet50", "vit_base_patch16_224"]
 ABLATIONS = {  # name -> the one change from the reference recipe

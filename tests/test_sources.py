@@ -166,3 +166,17 @@ def test_gdrive_source_downloads_with_gdown(monkeypatch, synthetic_root, tmp_pat
     assert len(result.items) == 48
     assert any("FILEID123" in url and "drive.google.com" in url for url in seen)
     assert sources.classify("gdrive:FILEID123") == sources.Source("gdrive", "FILEID123")
+
+
+def test_fingerprint_follows_linked_folders_and_files(tmp_path, synthetic_root):
+    """A person folder that is a link: an edit inside it changes the fingerprint (the manifest never goes stale); link loops end."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(synthetic_root / "photos" / "person_000", elsewhere / "person_000")
+    root = tmp_path / "ds"
+    (root / "photos").mkdir(parents=True)
+    (root / "photos" / "person_000").symlink_to(elsewhere / "person_000", target_is_directory=True)
+    (root / "photos" / "loop").symlink_to(root / "photos", target_is_directory=True)  # a cycle must not hang the walk
+    before = sources.folder_fingerprint(root)
+    victim = sorted((elsewhere / "person_000").iterdir())[0]
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    assert sources.folder_fingerprint(root) != before
