@@ -1,6 +1,7 @@
 """fetch: materialise data.source, recognise its layout, check every image -> data/manifest.csv."""
 
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import typer
 from styleid.data.fetch import fetch, source_fingerprint
 from styleid.data.manifest import write_manifest
 from styleid.data.sources import repo_root
-from styleid.fileio import read_json, write_json
+from styleid.fileio import read_json, sweep_stale, write_json
 from styleid.params import load_params
 from styleid.pipeline import CACHE, MANIFEST, RAW, SOURCE, stage
 
@@ -24,11 +25,25 @@ def _portable(root: Path) -> str:
         return str(root.resolve())
 
 
+LEFTOVER = re.compile(r"^\.(?P<name>.+)\.\d+-[^/]*\.tmp$")  # styleid.fileio's temporary siblings
+
+
+def _sweep_leftovers(*folders: Path) -> None:
+    """A killed fetch's temporary siblings, removed even when this run has nothing to write."""
+    for folder in folders:
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if m := LEFTOVER.match(entry.name):
+                    for removed in sweep_stale(folder / m["name"]):
+                        log.info("fetch: removed %s, left by a killed run", removed)
+
+
 @stage
 def fetch_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
     start = time.perf_counter()
     params = load_params(params_file)
     fp = source_fingerprint(params.data, params.seed)
+    _sweep_leftovers(RAW, SOURCE.parent, repo_root() / CACHE / "downloads")
     previous = read_json(SOURCE) if SOURCE.is_file() else {}
     roots = previous.get("roots") or {"": previous.get("root", "/nonexistent")}
     if previous.get("fingerprint") == fp and MANIFEST.is_file() and all(Path(r).is_dir() for r in roots.values()):

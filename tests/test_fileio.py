@@ -44,3 +44,19 @@ def test_a_live_workers_temporary_files_are_left_alone(tmp_path):
     stale = tmp_path / f".cache.bin.{dead}-xyz.tmp"
     stale.write_bytes(b"x")
     assert sweep_stale(target) == [stale] and not stale.exists() and mine.exists()
+
+
+def test_fetch_removes_a_killed_runs_leftovers_even_when_the_source_is_unchanged(tmp_path):
+    """fetch's fast path writes nothing, so it sweeps data/raw, data/ and the download cache itself."""
+    from conftest import REPO
+
+    (tmp_path / "params.yaml").write_text("data:\n  synthetic:\n    people: 6\n    test_people: 0\n    image_size: 32\n")
+    env = {**os.environ}
+    first = subprocess.run([sys.executable, str(REPO / "stages" / "fetch.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    _killed_writer(tmp_path / "data" / "raw" / "synthetic", "dir")
+    _killed_writer(tmp_path / "data" / "manifest.csv", "path")
+    assert len(list((tmp_path / "data").rglob(".*.tmp"))) == 2
+    again = subprocess.run([sys.executable, str(REPO / "stages" / "fetch.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "source unchanged" in again.stdout, again.stderr
+    assert list((tmp_path / "data").rglob(".*.tmp")) == [] and "left by a killed run" in again.stderr
