@@ -64,9 +64,8 @@ def _adapt(method: str, shard_rows: int) -> dict:
     means = {}
     for part in ("query", "gallery"):
         folder = EMBEDDINGS / part
-        rows = sum(len(s) for s in shards.iter_shards(folder))
-        mean = sum(np.asarray(s, np.float64).sum(0) for s in shards.iter_shards(folder)) / max(rows, 1)
-        blocks = [np.array(s) for s in shards.iter_shards(folder)]  # in memory: the rewrite replaces these files
+        blocks = [np.array(s) for s in shards.iter_shards(folder)]  # read once, in memory: the rewrite replaces these files
+        mean = sum(b.astype(np.float64).sum(0) for b in blocks) / max(sum(len(b) for b in blocks), 1)
         with ShardWriter(folder, shard_rows) as out:
             for block in blocks:
                 out.add(center(block, mean))

@@ -18,7 +18,7 @@ from styleid.models.backbones import check_name
 from styleid.models.embedder import save
 from styleid.params import load_params
 from styleid.pipeline import ALIGNED_INDEX, DOMAINS, MANIFEST, METRICS, MODEL_DIR, SPLITS, load_split, stage
-from styleid.search.adapt import ADAPTATIONS, choose
+from styleid.search.adapt import ADAPTATIONS, choose, val_score_key
 from styleid.training import checkpoint as checkpoints
 from styleid.training.loop import TrainSet, train
 
@@ -72,7 +72,7 @@ def _train(params, params_file: Path, here: ddp.World) -> None:
 
         result = train(params, data, log_epoch, CHECKPOINT, key)
     best = result.history[result.best_epoch - 1]
-    val_scores = {adapt: best[name] for adapt in ADAPTATIONS if (name := "val_score" if adapt == "none" else f"val_score_{adapt}") in best}
+    val_scores = {adapt: best[val_score_key(adapt)] for adapt in ADAPTATIONS if val_score_key(adapt) in best}
     save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch, "adapt": choose(val_scores)})  # embed.adapt auto follows it
     checkpoints.finish(CHECKPOINT, key)
     summary = {"input_size": result.model.spec.input_size, "best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),

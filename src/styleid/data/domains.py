@@ -74,24 +74,15 @@ def apply_domains(split: dict, inferred: dict[str, str]) -> dict:
     """
     if not inferred:
         return split
-    out = dict(split)
-    for part in ("train", "holdout"):
-        out[part] = [{**e, "domain": inferred.get(e["file"], e["domain"])} for e in split[part]]
-    val = [{**e, "domain": inferred.get(e["file"], e["domain"])} for part in ("val_query", "val_gallery") for e in split[part]]
-    by_person: dict[str, list[dict]] = {}
-    for e in val:
+    relabel = lambda e: {**e, "domain": inferred.get(e["file"], e["domain"])}  # noqa: E731
+    out = {**split, **{part: [relabel(e) for e in split[part]] for part in ("train", "holdout", "val_query", "val_gallery")}}
+    by_person: dict[str, list[dict]] = {}  # each validation person's images, queries first, in split order
+    for e in out["val_query"] + out["val_gallery"]:
         by_person.setdefault(e["person"], []).append(e)
-    out["val_query"], out["val_gallery"] = [], []
-    for part in ("val_query", "val_gallery"):  # keep the original order for people who stay as they were
-        for e in split[part]:
-            entries = by_person[e["person"]]
-            if {PHOTO, RENDER} <= {x["domain"] for x in entries}:
-                continue
-            out[part].append({**e, "domain": inferred.get(e["file"], e["domain"])})
-    for person, entries in by_person.items():
-        if {PHOTO, RENDER} <= {x["domain"] for x in entries}:
-            out["val_query"] += [x for x in entries if x["domain"] == PHOTO]
-            out["val_gallery"] += [x for x in entries if x["domain"] == RENDER]
+    mirrored = [p for p, entries in by_person.items() if {PHOTO, RENDER} <= {e["domain"] for e in entries}]
+    as_before = set(by_person) - set(mirrored)
+    for part, domain in (("val_query", PHOTO), ("val_gallery", RENDER)):
+        out[part] = [e for e in out[part] if e["person"] in as_before] + [e for p in mirrored for e in by_person[p] if e["domain"] == domain]
     return out
 
 

@@ -176,8 +176,7 @@ def fetch_archive(src: Source, cache: Path, sha256: str, target: Path, max_bytes
             download_url(src.location, part, max_bytes)
         else:
             download_gdrive(src.location, part)
-        _verify(part, sha256, src.location)
-        materialise_archive(part, target, sha256, max_bytes, max_members)
+        materialise_archive(part, target, sha256, max_bytes, max_members, what=src.location)
         os.replace(part, dest)  # into the cache only now, atomically
     finally:
         part.unlink(missing_ok=True)
@@ -193,9 +192,10 @@ def fingerprint(src: Source, sha256: str) -> str:
     return f"{src.kind}:{src.location}:{sha256}"
 
 
-def materialise_archive(archive: Path, target: Path, sha256: str, max_bytes: int, max_members: int = MAX_MEMBERS) -> str:
-    """Verify and extract an archive into `target` atomically; return its SHA-256."""
-    digest = _verify(archive, sha256, str(archive))
+def materialise_archive(archive: Path, target: Path, sha256: str, max_bytes: int, max_members: int = MAX_MEMBERS,
+                        what: str = "") -> str:
+    """Verify and extract an archive into `target` atomically; return its SHA-256. `what` names it in a checksum error."""
+    digest = _verify(archive, sha256, what or str(archive))
     with atomic_dir(target) as tmp:
         extract(archive, tmp, max_bytes, max_members)
     return digest

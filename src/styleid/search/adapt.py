@@ -27,6 +27,11 @@ def adapt_pair(queries: np.ndarray, gallery: np.ndarray, method: str) -> tuple[n
     return center(queries, queries.mean(0)), center(gallery, gallery.mean(0))
 
 
+def val_score_key(method: str) -> str:
+    """The training history's name for the validation score under `method`: val_score, val_score_center, ..."""
+    return "val_score" if method == "none" else f"val_score_{method}"
+
+
 def choose(val_scores: dict[str, float]) -> str:
     """The adaptation with the best validation score; none unless another is strictly better."""
     best = "none"

@@ -30,7 +30,7 @@ from styleid.embedding import extract
 from styleid.errors import ParamsError, StyleidError
 from styleid.models.embedder import Embedder, build
 from styleid.params import Params
-from styleid.search.adapt import ADAPTATIONS, adapt_pair
+from styleid.search.adapt import ADAPTATIONS, adapt_pair, val_score_key
 from styleid.search.index import l2_normalize
 from styleid.training import checkpoint as checkpoints
 from styleid.training.datasets import TrainDataset
@@ -304,8 +304,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
                 row["val_loss"] = float(loss_fn(val["holdout"].to(device), _labels([p for _, p in hold], classes).to(device)))
             if data.val_query and data.val_gallery:
                 for adapt in ADAPTATIONS:  # val_score (plain), val_score_center, ...: what embed.adapt auto chooses from
-                    name = "val_score" if adapt == "none" else f"val_score_{adapt}"
-                    row[name] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
+                    row[val_score_key(adapt)] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
                                                 val["val_gallery"].numpy(), [p for _, p in data.val_gallery], adapt)
         history.append(row)
         value = {"val_score": row.get("val_score", 0.0), "val_loss": -row.get("val_loss", 0.0), "last": epoch}[select]
