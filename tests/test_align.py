@@ -75,3 +75,20 @@ def test_auto_leaves_images_alone_when_faces_are_found_in_under_half(tmp_path):
     files = [tmp_path / "wide.jpg", tmp_path / "plain0.jpg", tmp_path / "plain1.jpg"]
     assert resolve_method("auto", files, seed=0) == ("none", None)
     assert resolve_method("auto", files[:2], seed=0)[0] == "mtcnn"  # one in two is enough
+
+
+def test_auto_decides_per_source_and_renders_follow_the_queries(tmp_path):
+    """Tight training crops (ourcar) must not switch alignment off for a test source of wide shots (LFW)."""
+    from styleid.data.align import plan_sources, query_source
+
+    wide = _sample("astronaut")
+    wide.save(tmp_path / "wide.jpg")
+    wide.crop((175, 70, 275, 170)).save(tmp_path / "tight.jpg")
+    photo = lambda name, source: {"file": str(tmp_path / name), "domain": "photo", "person": "p", **({"source": source} if source else {})}  # noqa: E731
+    split = {"train": [photo("tight.jpg", "s0")], "val_query": [], "val_gallery": [],
+             "query": [{**photo("wide.jpg", "test"), "domain": "unknown"}],  # a query is a photo whatever its label
+             "gallery": [{"file": str(tmp_path / "render.jpg"), "domain": "render", "person": "p", "source": "rendered"}]}
+    plan = plan_sources(split, ("train", "val_query", "val_gallery", "query", "gallery"), "auto", seed=0)
+    assert plan["s0"][0] == "none" and plan["test"][0] == "mtcnn" and plan["rendered"] == plan["test"]
+    assert query_source(split) == "test"
+    assert {tag: m for tag, (m, _) in plan_sources(split, ("train", "query", "gallery"), "none", 0).items()} == {"s0": "none", "test": "none", "rendered": "none"}

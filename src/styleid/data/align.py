@@ -149,3 +149,29 @@ def resolve_method(method: str, photos: list[Path], seed: int) -> tuple[str, flo
         return method, None
     share = face_share(photos, seed)
     return ("mtcnn" if share is not None and share < AUTO_MAX_FACE_SHARE else "none"), share
+
+
+QUERY_PARTS = ("query", "val_query")  # parts whose images are photos whatever their domain label (a competition's test/query)
+RENDERED = "rendered"  # the source tag of galleries the split stage renders (data.splits.RENDERED)
+
+
+def plan_sources(split: dict, parts: Iterable[str], method: str, seed: int) -> dict[str, tuple[str, float | None]]:
+    """Source tag -> (method, face share): each source decides from its own photos, so one dataset of tight
+    crops never switches alignment off for another of wide shots. Rendered galleries were rendered from the
+    test queries' photos, so they follow the queries' source."""
+    photos: dict[str, dict[Path, None]] = {}
+    for part in parts:
+        for e in split[part]:
+            photos.setdefault(e.get("source", ""), {})
+            if e["domain"] == "photo" or part in QUERY_PARTS:
+                photos[e.get("source", "")][Path(e["file"])] = None
+    plan = {tag: resolve_method(method, list(files), seed) for tag, files in photos.items() if tag != RENDERED}
+    if RENDERED in photos:
+        plan[RENDERED] = plan.get(query_source(split), (method if method != "auto" else "none", None))
+    return plan
+
+
+def query_source(split: dict) -> str:
+    """The source of most test queries: what a user's photo resembles, so `styleid search` aligns it likewise."""
+    tags = [e.get("source", "") for e in split["query"]]
+    return max(set(tags), key=tags.count) if tags else ""
