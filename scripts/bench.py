@@ -42,11 +42,11 @@ def _images(n: int, size: int, root: Path) -> list[Path]:
 
 
 def bench_embed(files: list[Path], backbone: str, batch_size: int, workers: int) -> dict:
-    from styleid.embedding import extract
-    from styleid.models.embedder import build
-    from styleid.training.transforms import eval_transform
+    from styleid.inference.embed import extract
+    from styleid.inference.transforms import eval_transform
+    from styleid.models.embedder import ModelConfig, build
 
-    model = build(backbone, "offline", 0, 0, 1.0, True).eval()
+    model = build(ModelConfig(backbone, "offline", 0, 0, 1.0, True)).eval()
     tf = eval_transform(model.spec)
     extract(model, files[:batch_size], tf, batch_size, 0)  # warm-up
     start = time.perf_counter()
@@ -65,9 +65,10 @@ def bench_embed(files: list[Path], backbone: str, batch_size: int, workers: int)
 
 
 def bench_train(root: Path, backbone: str, batch_size: int, workers: int) -> dict:
-    from styleid.models.embedder import build
+    from styleid.models.embedder import ModelConfig, build
     from styleid.params import params_from_dict
-    from styleid.training.loop import TrainSet, apply_freeze, train
+    from styleid.training.freeze import apply_freeze
+    from styleid.training.loop import TrainSet, train
 
     pairs = [(f, f.parent.name) for f in sorted((root / "photos").rglob("*.png"))]
     raw = {"backbone": backbone, "epochs": 1, "batch_size": batch_size,
@@ -75,7 +76,7 @@ def bench_train(root: Path, backbone: str, batch_size: int, workers: int) -> dic
     params = params_from_dict(raw)
     result = train(params, TrainSet(pairs))
     loop_ips = result.images_seen / result.step_seconds
-    model = build(backbone, "offline", 0, 0, 1.0, True)
+    model = build(ModelConfig(backbone, "offline", 0, 0, 1.0, True))
     apply_freeze(model, "none", 1)
     model.train()
     x = torch.randn(batch_size, 3, model.spec.input_size, model.spec.input_size).contiguous(memory_format=torch.channels_last)
@@ -129,6 +130,7 @@ def bench_noop_repro() -> dict:
 
 
 def bench_faiss(n: int, n_queries: int, dim: int, factories: list[str]) -> dict:
+    from styleid.inference.normalize import l2_normalize
     from styleid.search import index as faiss_index
 
     rng = np.random.default_rng(0)
@@ -137,8 +139,8 @@ def bench_faiss(n: int, n_queries: int, dim: int, factories: list[str]) -> dict:
     centres = rng.standard_normal((max(1, n // 10), dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     noise = 0.5 / np.sqrt(dim)
-    base = faiss_index.l2_normalize(centres[rng.integers(len(centres), size=n)] + noise * rng.standard_normal((n, dim)).astype(np.float32))
-    queries = faiss_index.l2_normalize(centres[rng.integers(len(centres), size=n_queries)] + noise * rng.standard_normal((n_queries, dim)).astype(np.float32))
+    base = l2_normalize(centres[rng.integers(len(centres), size=n)] + noise * rng.standard_normal((n, dim)).astype(np.float32))
+    queries = l2_normalize(centres[rng.integers(len(centres), size=n_queries)] + noise * rng.standard_normal((n_queries, dim)).astype(np.float32))
     out, truth = {}, None
     for factory in factories:
         start = time.perf_counter()
@@ -176,7 +178,7 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
     result["faiss"] = {"vectors": vectors, "queries": queries, "dim": dim, **bench_faiss(vectors, queries, dim, FACTORIES)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"| measure | value | goal |\n|---|---|---|")
+    print("| measure | value | goal |\n|---|---|---|")
     print(f"| embed_vs_forward ({result['embed_images_per_s']} vs {result['forward_images_per_s']} img/s) | {result['embed_vs_forward']} | >= 0.9 |")
     print(f"| train_vs_forward_backward ({result['train_images_per_s']} vs {result['forward_backward_images_per_s']} img/s) | {result['train_vs_forward_backward']} | >= 0.85 |")
     print(f"| noop_repro_seconds | {result['noop_repro_seconds']} | < 3 |")

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import typer
 
+from styleid.artifacts import ALIGNED, ALIGNED_INDEX, METRICS, load_split
 from styleid.data.align import AlignSettings, align_files, plan_sources, query_source
 from styleid.data.splits import PARTS
 from styleid.fileio import write_json
 from styleid.params import load_params
-from styleid.pipeline import ALIGNED, ALIGNED_INDEX, METRICS, load_split, stage
+from styleid.runner import stage
 
 
 @stage

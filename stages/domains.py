@@ -11,15 +11,16 @@ import numpy as np
 import typer
 
 from styleid import devices
+from styleid.artifacts import DOMAINS, METRICS, SOURCE, load_split
 from styleid.data import domains
-from styleid.embedding import extract
 from styleid.fileio import read_json, write_json
 from styleid.images import median_side
-from styleid.models.embedder import build
+from styleid.inference.embed import extract
+from styleid.inference.transforms import eval_transform
+from styleid.models.embedder import build, model_config
 from styleid.models.style_stats import StyleStatistics
 from styleid.params import load_params
-from styleid.pipeline import DOMAINS, METRICS, SOURCE, load_split, stage
-from styleid.training.transforms import eval_transform
+from styleid.runner import stage
 
 
 def _write(labels: dict, summary: dict, note: str) -> None:
@@ -45,9 +46,7 @@ def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--param
         entries = split[part]
         keep = sorted(rng.choice(len(entries), size=min(len(entries), d.max_fit_images), replace=False)) if entries else []
         fit += [(entries[i]["image"], is_photo) for i in keep]
-    m = params.model
-    model = build(params.backbone, params.pretrained, m.input_size, 0, m.crop_pct, params.train.imagenet_norm, m.hub_weights,
-                  m.pooling, m.gem_p, median_side([e["image"] for e in split["train"]])).to(devices.best()).eval()
+    model = build(model_config(params, embed_dim=0), median_side([e["image"] for e in split["train"]])).to(devices.best()).eval()
     transform = eval_transform(model.spec)
     style = StyleStatistics(model.backbone).eval()
     embed = lambda paths: extract(style, [Path(p) for p in paths], transform, params.embed.batch_size, params.embed.num_workers,  # noqa: E731

@@ -1,22 +1,20 @@
 """embed: L2-normalised embeddings of the test queries and gallery -> data/embeddings/<part>/shard-*.npy + <part>.json."""
 
-import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from styleid import devices, shards
-from styleid.embedding import iter_embed
+from styleid import shards
+from styleid.artifacts import EMBEDDINGS, METRICS, MODEL_DIR, load_split
 from styleid.fileio import read_json, write_json
-from styleid.models.embedder import load
+from styleid.inference.engines import open_engine
+from styleid.inference.normalize import l2_normalize
 from styleid.params import load_params
-from styleid.pipeline import EMBEDDINGS, METRICS, MODEL_DIR, load_split, stage
+from styleid.runner import stage
 from styleid.search.adapt import center
-from styleid.search.index import l2_normalize
 from styleid.shards import ShardWriter
-from styleid.training.transforms import eval_transform
 
 
 @stage
@@ -24,22 +22,13 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     params = load_params(params_file)
     e = params.embed
     split = load_split()
-    with contextlib.ExitStack() as stack:
-        if e.engine == "ray":
-            from styleid.distributed.ray_embed import RayEngine
-
-            engine = stack.enter_context(RayEngine(MODEL_DIR, e))
-            embed_paths = engine.iter_embed
-        else:
-            model = load(MODEL_DIR).to(devices.best())
-            transform = eval_transform(model.spec)
-            embed_paths = lambda paths: iter_embed(model, paths, transform, e.batch_size, e.num_workers, desc="embed", flip=e.flip_tta)  # noqa: E731
+    with open_engine(MODEL_DIR, e) as engine:
         start = time.perf_counter()
         queries, gallery = split["query"], split["gallery"]
         # both parts in one pass (one Ray job): the first len(queries) rows are the queries
         with ShardWriter(EMBEDDINGS / "query", e.shard_rows) as query_out, ShardWriter(EMBEDDINGS / "gallery", e.shard_rows) as gallery_out:
             row = 0
-            for block in embed_paths([Path(x["image"]) for x in [*queries, *gallery]]):
+            for block in engine.iter_embed([Path(x["image"]) for x in [*queries, *gallery]]):
                 block = l2_normalize(block)
                 cut = max(0, min(len(block), len(queries) - row))
                 query_out.add(block[:cut])

@@ -7,9 +7,10 @@ import numpy as np
 import typer
 
 from styleid import metrics
+from styleid.artifacts import EMBEDDINGS, METRICS, PLOTS, RETRIEVED, load_split
 from styleid.fileio import atomic_dir, atomic_path, read_json, write_json
 from styleid.params import load_params
-from styleid.pipeline import EMBEDDINGS, METRICS, PLOTS, RETRIEVED, load_split, stage
+from styleid.runner import stage
 
 CURVE_K = 20  # recall@k plotted for k = 1..CURVE_K
 PANEL_K = 10  # results shown per panel

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import typer
 
+from styleid.artifacts import CACHE, MANIFEST, RAW, SOURCE
 from styleid.data.fetch import fetch, source_fingerprint
 from styleid.data.manifest import write_manifest
 from styleid.data.sources import repo_root
 from styleid.fileio import read_json, sweep_stale, write_json
 from styleid.params import load_params
-from styleid.pipeline import CACHE, MANIFEST, RAW, SOURCE, stage
+from styleid.runner import stage
 
 log = logging.getLogger("styleid.fetch")
 

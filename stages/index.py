@@ -6,9 +6,10 @@ from pathlib import Path
 import typer
 
 from styleid import shards
+from styleid.artifacts import EMBEDDINGS, INDEX, INDEX_IDS, METRICS
 from styleid.fileio import read_json, write_json
 from styleid.params import load_params
-from styleid.pipeline import EMBEDDINGS, INDEX, INDEX_IDS, METRICS, stage
+from styleid.runner import stage
 from styleid.search import index as faiss_index
 
 

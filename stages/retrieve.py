@@ -7,12 +7,13 @@ import numpy as np
 import typer
 
 from styleid import shards
+from styleid.artifacts import EMBEDDINGS, INDEX, INDEX_IDS, RETRIEVED, SUBMISSION
 from styleid.errors import ParamsError
 from styleid.fileio import atomic_path, read_json, write_json
 from styleid.params import load_params
-from styleid.pipeline import EMBEDDINGS, INDEX, INDEX_IDS, RETRIEVED, SUBMISSION, stage
+from styleid.runner import stage
 from styleid.search import index as faiss_index
-from styleid.search.rerank import rerank_head
+from styleid.search.retriever import retrieve
 
 EVAL_DEPTH = 1000  # results kept for evaluation (mAP), beyond the submission's top_k
 
@@ -29,24 +30,15 @@ def retrieve_stage(params_file: Path = typer.Option(Path("params.yaml"), "--para
     index = faiss_index.load(INDEX)
     faiss_index.set_search_params(index, params.index.nprobe, params.index.ef_search)
     depth = min(len(names), max(top_k, EVAL_DEPTH))
-    r = params.retrieve
     start = time.perf_counter()
-    scores, ids = faiss_index.search(index, queries, depth)
-    if r.rerank != "none":
-        gallery = shards.read(EMBEDDINGS / "gallery")
-        head = min(r.depth, depth)  # re-rank the first `depth` candidates; the rest keep their order
-        if (ids[:, :head] < 0).any():
-            raise ParamsError(f"retrieve.rerank: the index ({params.index.factory}) returned fewer than {head} candidates for some "
-                              "queries; raise index.nprobe / index.ef_search or lower retrieve.depth")
-        ids, scores = rerank_head(r.rerank, queries, gallery, ids, scores, head, aqe_k=r.aqe_k, aqe_alpha=r.aqe_alpha,
-                                  k1=r.k1, k2=r.k2, lambda_value=r.lambda_value)
+    ids, scores = retrieve(index, queries, depth, params.retrieve, lambda: shards.read(EMBEDDINGS / "gallery"))
     ms_per_query = (time.perf_counter() - start) * 1000 / max(len(queries), 1)
     submission = {q: [names[i] for i in row[:top_k] if i >= 0] for q, row in zip(query_names, ids)}
     write_json(SUBMISSION, submission)
     with atomic_path(RETRIEVED) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, ids=ids.astype(np.int64), scores=scores.astype(np.float32), ms_per_query=np.float64(ms_per_query))
-    how = f", re-ranked ({r.rerank})" if r.rerank != "none" else ""
+    how = f", re-ranked ({params.retrieve.rerank})" if params.retrieve.rerank != "none" else ""
     print(f"retrieve: top-{top_k} for {len(query_names)} queries{how} -> {SUBMISSION}; {ms_per_query:.3f} ms/query")
 
 

@@ -7,13 +7,14 @@ import numpy as np
 import typer
 from tqdm import tqdm
 
-from styleid.data.manifest import TEST, read_manifest
-from styleid.data.splits import PARTS, is_labelled, make_split
+from styleid.artifacts import MANIFEST, SOURCE, SPLITS, STYLIZED
+from styleid.data.manifest import TEST, entry_file, read_manifest, source_roots
+from styleid.data.splits import PARTS, display_name, is_labelled, make_split
 from styleid.data.stylize import stylize
 from styleid.fileio import atomic_dir, read_json, write_json
 from styleid.images import load_rgb
 from styleid.params import load_params
-from styleid.pipeline import MANIFEST, SOURCE, SPLITS, STYLIZED, display_name, entry_file, source_roots, stage
+from styleid.runner import stage
 
 
 @stage

@@ -4,12 +4,12 @@ train.nproc > 1: the stage starts itself again under torchrun in that many proce
 that torchrun launched already (several nodes, a GPU cluster) trains with torchrun's world as it is.
 """
 
-import logging
 from pathlib import Path
 
 import typer
 
 import styleid
+from styleid.artifacts import ALIGNED_INDEX, DOMAINS, MANIFEST, METRICS, MODEL_DIR, SPLITS, load_split
 from styleid.data.domains import apply_domains
 from styleid.distributed import ddp
 from styleid.fileio import read_json, write_json
@@ -17,7 +17,7 @@ from styleid.images import median_side
 from styleid.models.backbones import check_name
 from styleid.models.embedder import save
 from styleid.params import load_params
-from styleid.pipeline import ALIGNED_INDEX, DOMAINS, MANIFEST, METRICS, MODEL_DIR, SPLITS, load_split, stage
+from styleid.runner import stage
 from styleid.search.adapt import ADAPTATIONS, choose, val_score_key
 from styleid.training import checkpoint as checkpoints
 from styleid.training.loop import TrainSet, train
@@ -33,16 +33,7 @@ def _pairs(split: dict, part: str) -> list[tuple[Path, str]]:
 def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
     params = load_params(params_file)
     check_name(params.backbone, params.pretrained)
-    if params.train.nproc > 1 and not ddp.launched():
-        ddp.launch(params.train.nproc, __file__, ["--params", str(params_file)])
-        return
-    here = ddp.init()
-    try:
-        if not here.main:
-            logging.getLogger().setLevel(logging.WARNING)  # rank 0 speaks for all
-        _train(params, params_file, here)
-    finally:
-        ddp.shutdown()
+    ddp.run(params.train.nproc, __file__, ["--params", str(params_file)], lambda here: _train(params, params_file, here))
 
 
 def _run_key(params_file: Path) -> str:

@@ -3,8 +3,8 @@
 import numpy as np
 
 from styleid import metrics
+from styleid.inference.normalize import l2_normalize
 from styleid.search.adapt import adapt_pair, center, choose
-from styleid.search.index import l2_normalize
 
 
 def _two_domains(people: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:

@@ -4,9 +4,9 @@ import torch
 from PIL import Image
 
 from styleid.errors import ParamsError
+from styleid.inference.transforms import eval_transform
 from styleid.models.backbones import check_name, create_backbone
-from styleid.models.embedder import build, load, save
-from styleid.training.transforms import eval_transform
+from styleid.models.embedder import ModelConfig, build, load, save
 
 data = pytest.importorskip("skimage.data")
 
@@ -49,7 +49,7 @@ def test_offline_backbone_uses_its_own_normalisation():
 
 
 def test_embedder_round_trips_through_safetensors(tmp_path):
-    model = build("mobilenetv2_100", "none", input_size=64, embed_dim=16, crop_pct=1.0, normalize_input=True).eval()
+    model = build(ModelConfig("mobilenetv2_100", "none", input_size=64, embed_dim=16, crop_pct=1.0, normalize_input=True)).eval()
     save(model, tmp_path)
     again = load(tmp_path)
     x = eval_transform(again.spec)(Image.fromarray(data.astronaut()))[None]

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from styleid.distributed import ddp
 from styleid.errors import ParamsError
 from styleid.params import params_from_dict
-from styleid.training.loop import _epoch_batches
+from styleid.training.process_group import ProcessGroup
 from styleid.training.samplers import seeded_batches
 
 WORKER = Path(__file__).with_name("ddp_train_worker.py")
@@ -55,18 +55,18 @@ def test_two_processes_learn_what_one_process_learns(synthetic_root, tmp_path, l
 
 
 def _init_state(raw: dict) -> dict:
-    from styleid.models.embedder import build
+    from styleid.models.embedder import ModelConfig, build
 
     torch.manual_seed(params_from_dict(raw).seed)  # the init train() makes
-    return build(raw["backbone"], "none", 32, 0, 1.0, True).state_dict()
+    return build(ModelConfig(raw["backbone"], "none", 32, 0, 1.0, True)).state_dict()
 
 
 def test_each_rank_gets_its_share_of_every_global_batch_with_the_same_item_seeds(monkeypatch):
     plan = lambda: [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]  # noqa: E731
     monkeypatch.setattr(ddp, "broadcast", lambda obj, src=0: plan() if obj is None else obj)  # rank 0's draw reaches rank 1
-    one, sizes = _epoch_batches(plan, seed=1, epoch=1, here=ddp.World())
+    one, sizes = ProcessGroup(ddp.World()).epoch_batches(plan, seed=1, epoch=1)
     assert sizes == [6, 5]
-    parts = [_epoch_batches(plan, seed=1, epoch=1, here=ddp.World(rank, 2))[0] for rank in (0, 1)]
+    parts = [ProcessGroup(ddp.World(rank, 2)).epoch_batches(plan, seed=1, epoch=1)[0] for rank in (0, 1)]
     for b, whole in enumerate(one):
         assert parts[0][b] + parts[1][b] == whole  # the same (image, seed) pairs, split in two
     assert [len(parts[0][b]) for b in range(2)] == [3, 2] and [len(parts[1][b]) for b in range(2)] == [3, 3]
@@ -82,10 +82,10 @@ def test_nproc_must_be_positive():
 
 def test_a_failing_process_is_reported_in_one_line_without_tracebacks(tmp_path):
     worker = tmp_path / "worker.py"
-    worker.write_text("import os\nfrom styleid.errors import StyleidError\nfrom styleid.pipeline import stage\n\n"
+    worker.write_text("import os\nfrom styleid.errors import StyleidError\nfrom styleid.runner import stage\n\n"
                       "@stage\ndef work_stage():\n    if os.environ['RANK'] == '1':\n        raise StyleidError('rank 1 could not read its images')\n\n"
                       "work_stage()\n")
-    launcher = ("from styleid.distributed import ddp\nfrom styleid.pipeline import stage\n\n"
+    launcher = ("from styleid.distributed import ddp\nfrom styleid.runner import stage\n\n"
                 f"@stage\ndef train_stage():\n    ddp.launch(2, {str(worker)!r}, [])\n\ntrain_stage()\n")
     env = {**os.environ, "STYLEID_DEVICE": "cpu"}
     env.pop("STYLEID_DEBUG", None)

@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from styleid.errors import StyleidError
+from styleid.inference.transforms import eval_transform
 from styleid.models import facenet
-from styleid.models.embedder import build
-from styleid.training.loop import apply_freeze, set_train_mode
-from styleid.training.transforms import eval_transform
+from styleid.models.embedder import ModelConfig, build
+from styleid.training.freeze import apply_freeze, set_train_mode
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def _astronaut_face() -> Image.Image:
 
 def test_conversion_matches_opencv_forward_pass(converted):
     model, net = converted
-    spec = build("facenet", "none", 0, 0, 1.0, True).spec
+    spec = build(ModelConfig("facenet", "none", 0, 0, 1.0, True)).spec
     face = eval_transform(spec)(_astronaut_face()).numpy()[None]
     noise = np.random.default_rng(1).standard_normal((2, 3, 160, 160)).astype(np.float32)
     assert facenet.conversion_error(model, net, np.concatenate([face, noise])) < facenet.MAX_CONVERSION_ERROR
@@ -45,14 +45,14 @@ def test_offline_weights_are_converted_once_and_cached(tmp_path, monkeypatch):
 
 
 def test_facenet_follows_its_own_input_config():
-    spec = build("facenet", "none", 0, 0, 1.0, True).spec
+    spec = build(ModelConfig("facenet", "none", 0, 0, 1.0, True)).spec
     assert spec.input_size == 160 and spec.feature_dim == 512
     assert spec.mean == pytest.approx((0.5,) * 3) and spec.std == pytest.approx((128 / 255,) * 3)
 
 
 def test_facenet_offline_separates_a_face_from_other_images(converted):
     model, _ = converted
-    spec = build("facenet", "none", 0, 0, 1.0, True).spec
+    spec = build(ModelConfig("facenet", "none", 0, 0, 1.0, True)).spec
     tf = eval_transform(spec)
     from skimage import data
 
@@ -67,7 +67,7 @@ def test_facenet_offline_separates_a_face_from_other_images(converted):
 def test_folded_batchnorm_statistics_stay_frozen_while_fine_tuning(converted, monkeypatch):
     model_src, _ = converted
     monkeypatch.setattr(facenet, "offline_state", lambda: model_src.state_dict())
-    model = build("facenet", "offline", 0, 0, 1.0, True)
+    model = build(ModelConfig("facenet", "offline", 0, 0, 1.0, True))
     apply_freeze(model, "none", 0)
     set_train_mode(model)
     bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]

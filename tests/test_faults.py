@@ -15,9 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from styleid.data import layouts
-from styleid.data.splits import make_split
 from styleid.data.fetch import scan_and_check
+from styleid.data.splits import make_split
 from styleid.errors import DataError, StyleidError
 from styleid.fileio import atomic_dir, atomic_path
 from styleid.params import SplitParams, params_from_dict

@@ -51,7 +51,7 @@ def test_open_protocol_two_domains_keeps_people_disjoint(synthetic_root):
 def test_open_protocol_one_domain_renders_held_out_photos_in_test_styles(tmp_path):
     root = _people_folder(tmp_path / "lfw", people=10, per=6)
     result = scan_and_check(root, "auto", 0.0)
-    params = SplitParams(test_styles=["sketch", "cartoon"], train_styles=["painterly"])
+    params = SplitParams(test_styles=["sketch", "cartoon"])
     split, to_render = make_split(result.items, result.layout, "open", params, seed=1)
     assert {e.style for e in split["gallery"]} <= {"sketch", "cartoon"} and len(to_render) == len(split["gallery"]) + len(split["val_gallery"])
     rendered_sources = {src.path for src, _ in to_render}
@@ -147,8 +147,7 @@ def test_unmarked_competition_training_images_keep_the_mixed_validation(tmp_path
 
 def test_rendered_gallery_images_are_marked_by_source_not_by_name_and_never_collide(tmp_path):
     """A person folder called `stylized` is a person like any other; a.jpg and a.png of one person render to two files."""
-    from styleid.data.splits import RENDERED
-    from styleid.pipeline import entry_file, source_roots
+    from styleid.data.manifest import RENDERED, entry_file, source_roots
 
     root = _people_folder(tmp_path / "lfw", people=8, per=6)
     for k in range(6):

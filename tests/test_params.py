@@ -31,8 +31,13 @@ def test_every_key_in_params_yaml_has_a_comment():
     ({"data": {"protocl": "open"}}, "data.protocl: unknown key (did you mean data.protocol?)"),
     ({"data": {"protocol": "semi"}}, "data.protocol: must be one of open, closed"),
     ({"retrieve": {"top_k": 0}}, "retrieve.top_k: must be in [1, 100000]"),
-    ({"split": {"test_styles": ["oil"]}}, "split.test_styles: unknown style 'oil'"),
+    ({"split": {"test_styles": ["oil"]}}, "split.test_styles[0]: unknown style 'oil'; choose from cartoon"),
     ({"train": {"augment": "yes"}}, "train.augment: must be true or false"),
+    ({"augment": {"styles": ["sketch"]}}, "augment.styles: sketch is also in split.test_styles"),  # test styles stay unseen
+    ({"train": {"loss": "arcfce"}}, "train.loss: unknown loss 'arcfce'; choose from cross_entropy, arcface, subcenter_arcface"),  # the losses registry
+    ({"retrieve": {"rerank": "qe"}}, "retrieve.rerank: unknown re-ranker 'qe'; choose from none, aqe, kreciprocal"),
+    ({"embed": {"engine": "spark"}}, "embed.engine: unknown embedding engine 'spark'; choose from local, ray"),
+    ({"model": {"hub_weights": "ms1m"}}, "model.hub_weights: unknown facenet hub weights 'ms1m'; choose from vggface2, casia-webface"),
     ({"data": 3}, "data: must be a mapping"),
 ])
 def test_bad_params_are_one_line_errors_naming_the_key(raw, message):

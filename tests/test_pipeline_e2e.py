@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO, need_ray, shared_dataset
 
 pytestmark = pytest.mark.slow

@@ -5,20 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import need_ray
-from styleid.embedding import extract
+
 from styleid.errors import StyleidError
-from styleid.models.embedder import build, load, save
+from styleid.inference.embed import extract
+from styleid.inference.transforms import eval_transform
+from styleid.models.embedder import ModelConfig, build, load, save
 from styleid.params import EmbedParams
-from styleid.training.transforms import eval_transform
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("model")
-    save(build("tf_efficientnet_lite0", "none", 32, 16, 1.0, True), folder)
+    save(build(ModelConfig("tf_efficientnet_lite0", "none", 32, 16, 1.0, True)), folder)
     return folder
 
 

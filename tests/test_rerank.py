@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from styleid.search.rerank import rerank
+from styleid.search.rerank import RERANKERS, RerankSettings, rerank
 
 
 def _unit(rows) -> np.ndarray:
@@ -28,7 +28,7 @@ def test_the_case_is_hard_without_reranking():
 
 @pytest.mark.parametrize("method,kwargs", [("aqe", {"aqe_k": 3, "aqe_alpha": 3.0}), ("kreciprocal", {"k1": 4, "k2": 1, "lambda_value": 0.3})])
 def test_reranking_puts_the_right_person_first(method, kwargs):
-    order = rerank(method, QUERIES, GALLERY, CANDIDATES, **kwargs)
+    order = rerank(method, QUERIES, GALLERY, CANDIDATES, RerankSettings(**kwargs))
     assert set(order[0, :3]) == {0, 1, 2}  # all of A's images before B's
     assert order[1, 0] in (0, 1, 2) and order[2, 0] in (3, 4, 5)  # the easy queries stay right
     assert all(sorted(row) == list(range(6)) for row in order)  # a permutation of the candidates
@@ -39,5 +39,11 @@ def test_none_keeps_the_order():
 
 
 def test_reranking_only_reorders_the_given_depth():
-    order = rerank("aqe", QUERIES, GALLERY, CANDIDATES[:, :4], aqe_k=3, aqe_alpha=3.0)
+    order = rerank("aqe", QUERIES, GALLERY, CANDIDATES[:, :4], RerankSettings(aqe_k=3, aqe_alpha=3.0))
     assert order.shape == (3, 4) and all(set(o) == set(c) for o, c in zip(order, CANDIDATES[:, :4]))
+
+
+def test_rerankers_are_chosen_by_their_registered_names():
+    assert set(RERANKERS.names()) == {"none", "aqe", "kreciprocal"}
+    with pytest.raises(ValueError, match="unknown re-ranker 'qe'; choose from none, aqe, kreciprocal"):
+        rerank("qe", QUERIES, GALLERY, CANDIDATES)

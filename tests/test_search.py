@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 
 from styleid.errors import ParamsError
+from styleid.inference.normalize import l2_normalize
 from styleid.search import index as faiss_index
 
 
 def _vectors(n, d=32, seed=0):
-    return faiss_index.l2_normalize(np.random.default_rng(seed).normal(size=(n, d)))
+    return l2_normalize(np.random.default_rng(seed).normal(size=(n, d)))
 
 
 @pytest.mark.parametrize("factory", ["Flat", "HNSW16", "IVF8,Flat"])

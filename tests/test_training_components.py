@@ -9,11 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from styleid.models.embedder import build
+from styleid.models.embedder import ModelConfig, build
 from styleid.models.pooling import GeM
 from styleid.params import AugmentParams, params_from_dict
 from styleid.training import losses
-from styleid.training.loop import apply_freeze, train, TrainSet
+from styleid.training.freeze import apply_freeze
+from styleid.training.loop import TrainSet, train
 from styleid.training.optim import create_optimizer, create_scheduler, param_groups
 from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people
 from styleid.training.transforms import train_transform
@@ -21,7 +22,7 @@ from styleid.training.transforms import train_transform
 
 @pytest.fixture(scope="module")
 def lite0():
-    return build("tf_efficientnet_lite0", "none", 64, 32, 1.0, True)
+    return build(ModelConfig("tf_efficientnet_lite0", "none", 64, 32, 1.0, True))
 
 
 @pytest.mark.parametrize("name,cls,has_params,miner", [
@@ -86,7 +87,7 @@ def _trainable(model) -> set[str]:
 
 
 def test_freeze_policies_freeze_and_unfreeze_what_they_say():
-    model = build("tf_efficientnet_lite0", "none", 64, 0, 1.0, True)
+    model = build(ModelConfig("tf_efficientnet_lite0", "none", 64, 0, 1.0, True))
     apply_freeze(model, "all", 2)
     assert not _trainable(model)
     apply_freeze(model, "last_n", 2)
@@ -102,9 +103,9 @@ def test_a_frozen_backbone_does_not_change_in_training(synthetic_root):
            "model": {"input_size": 32, "embed_dim": 16}, "train": {"freeze": "last_n", "unfreeze_last_n": 1, "augment": False}}
     params = params_from_dict(raw)
     pairs = [(f, p.name) for p in sorted((synthetic_root / "photos").iterdir()) for f in sorted(p.iterdir())]
-    before = build("tf_efficientnet_lite0", "none", 32, 16, 1.0, True).state_dict()
+    before = build(ModelConfig("tf_efficientnet_lite0", "none", 32, 16, 1.0, True)).state_dict()
     torch.manual_seed(params.seed)
-    before = build("tf_efficientnet_lite0", "none", 32, 16, 1.0, True).state_dict()  # the same init train() makes
+    before = build(ModelConfig("tf_efficientnet_lite0", "none", 32, 16, 1.0, True)).state_dict()  # the same init train() makes
     after = train(params, TrainSet(pairs)).model.state_dict()
     stem = [k for k in before if k.startswith("backbone.conv_stem") or k.startswith("backbone.blocks.0")]
     assert stem and all(torch.equal(before[k], after[k]) for k in stem)
@@ -150,13 +151,13 @@ def test_gem_pools_between_mean_and_max():
     assert torch.allclose(GeM(1.0)(x), mean, atol=1e-5)
     gem = GeM(3.0)(x)
     assert (gem > mean).all() and (gem < top).all()
-    model = build("tf_efficientnet_lite0", "none", 64, 0, 1.0, True, pooling="gem")
+    model = build(ModelConfig("tf_efficientnet_lite0", "none", 64, 0, 1.0, True, pooling="gem"))
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, model.spec.feature_dim)
 
 
 def test_flip_tta_is_mirror_invariant(tmp_path, lite0):
-    from styleid.embedding import extract
-    from styleid.training.transforms import eval_transform
+    from styleid.inference.embed import extract
+    from styleid.inference.transforms import eval_transform
 
     img = Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8))
     img.save(tmp_path / "a.png")

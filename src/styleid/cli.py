@@ -9,9 +9,10 @@ import numpy as np
 import typer
 
 from styleid import shards
+from styleid.artifacts import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
-from styleid.pipeline import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, stage
+from styleid.runner import stage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="styleid: find a person's stylized renderings from a photo. Build the model and index with `dvc repro` first.")
@@ -28,29 +29,20 @@ def _need(path: Path, target: str) -> None:
 
 
 def _embed_photos(photos: List[Path], params) -> np.ndarray:
-    from PIL import Image
-
-    from styleid.data.align import AlignSettings, FaceAligner
+    from styleid.data.align import FaceAligner, query_settings
     from styleid.images import load_rgb
+    from styleid.inference.embed import embed_images
+    from styleid.inference.normalize import l2_normalize
+    from styleid.inference.transforms import eval_transform
     from styleid.models.embedder import load
-    from styleid.search.index import l2_normalize
-    from styleid.training.transforms import eval_transform
 
     model = load(MODEL_DIR)
-    transform = eval_transform(model.spec)
-    method = read_json(ALIGNED_INDEX)["method"] if ALIGNED_INDEX.is_file() else params.data.align  # what the pipeline did
-    aligner = FaceAligner(AlignSettings("mtcnn", params.data.align_size, params.data.align_margin)) if method == "mtcnn" else None
-    images: list[Image.Image] = []
-    for photo in photos:
-        img = load_rgb(photo)  # a bad file is a one-line error naming it
-        images.append(aligner(img).crop if aligner else img)
-    import torch
-
-    from styleid.embedding import embed_batch
-
-    with torch.inference_mode():
-        out = embed_batch(model, torch.stack([transform(img) for img in images]), params.embed.flip_tta)
-    return l2_normalize(out.cpu().numpy())
+    d = params.data
+    settings = query_settings(read_json(ALIGNED_INDEX) if ALIGNED_INDEX.is_file() else None, d.align, d.align_size, d.align_margin)
+    aligner = FaceAligner(settings) if settings.method == "mtcnn" else None
+    images = [load_rgb(photo) for photo in photos]  # a bad file is a one-line error naming it
+    images = [aligner(img).crop for img in images] if aligner else images
+    return l2_normalize(embed_images(model, images, eval_transform(model.spec), params.embed.flip_tta, params.embed.batch_size))
 
 
 @app.command("search")
@@ -66,7 +58,7 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
     from styleid.panels import make_panel
     from styleid.params import load_params
     from styleid.search import index as faiss_index
-    from styleid.search.rerank import rerank_head
+    from styleid.search.retriever import retrieve
 
     for photo in photos:
         if not photo.is_file():
@@ -86,13 +78,8 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
         queries = center(queries, np.array(adapt["query_mean"], np.float32))
     index = faiss_index.load(INDEX)
     faiss_index.set_search_params(index, params.index.nprobe, params.index.ef_search)
-    r = params.retrieve
-    depth = min(len(names), max(top_k, r.depth))
-    scores, ids = faiss_index.search(index, queries, depth)
-    if r.rerank != "none" and (EMBEDDINGS / "gallery").is_dir() and (ids >= 0).all():
-        gallery = shards.read(EMBEDDINGS / "gallery")
-        ids, scores = rerank_head(r.rerank, queries, gallery, ids, scores, depth, aqe_k=r.aqe_k, aqe_alpha=r.aqe_alpha,
-                                  k1=r.k1, k2=r.k2, lambda_value=r.lambda_value)
+    keep = min(len(names), max(top_k, params.retrieve.depth))
+    ids, scores = retrieve(index, queries, keep, params.retrieve, lambda: shards.read(EMBEDDINGS / "gallery"))
     rows = []
     for photo, row_ids, row_scores in zip(photos, ids, scores):
         typer.echo(f"{photo}:")

@@ -16,6 +16,7 @@ from typing import Iterable
 
 from PIL import Image
 
+from styleid.data.manifest import RENDERED
 from styleid.errors import FACENET_INSTALL, require
 from styleid.fileio import atomic_path
 from styleid.images import load_rgb
@@ -152,7 +153,6 @@ def resolve_method(method: str, photos: list[Path], seed: int) -> tuple[str, flo
 
 
 QUERY_PARTS = ("query", "val_query")  # parts whose images are photos whatever their domain label (a competition's test/query)
-RENDERED = "rendered"  # the source tag of galleries the split stage renders (data.splits.RENDERED)
 
 
 def plan_sources(split: dict, parts: Iterable[str], method: str, seed: int) -> dict[str, tuple[str, float | None]]:
@@ -175,3 +175,11 @@ def query_source(split: dict) -> str:
     """The source of most test queries: what a user's photo resembles, so `styleid search` aligns it likewise."""
     tags = [e.get("source", "") for e in split["query"]]
     return max(set(tags), key=tags.count) if tags else ""
+
+
+def query_settings(aligned_index: dict | None, method: str, size: int, margin: float) -> AlignSettings:
+    """How a new photo is aligned: as the pipeline aligned its test queries (data/aligned/index.json), or, before
+    any pipeline run, as data.align says (auto cannot decide from one photo: none)."""
+    if aligned_index:
+        return AlignSettings(aligned_index["method"], aligned_index.get("size", size), aligned_index.get("margin", margin))
+    return AlignSettings(method if method != "auto" else "none", size, margin)

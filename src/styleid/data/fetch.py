@@ -48,7 +48,7 @@ def _fingerprint_one(source: str, data: DataParams, seed: int) -> str:
     src = sources.classify(source)
     if src.kind == "synthetic":
         s = data.synthetic
-        code = hashlib.sha1(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]  # new generator, new data
+        code = hashlib.sha1(b"".join(f.read_bytes() for f in synthetic.GENERATOR_FILES)).hexdigest()[:12]  # new generator, new data
         return f"synthetic:{code}:{seed}:{s.people}:{s.test_people}:{s.photos}:{s.renders}:{s.test_photos}:{s.test_renders}:{s.image_size}"
     return sources.fingerprint(src, sha256_of(data, source)) + f":{data.layout}:{data.max_bad_fraction}"
 

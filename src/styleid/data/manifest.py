@@ -9,6 +9,7 @@ from pathlib import Path
 from styleid.fileio import atomic_path
 
 TEST = "test"  # the source tag of data.test_source's images
+RENDERED = "rendered"  # the source tag of gallery images the split stage renders (under data/stylized/), whatever their names
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,14 @@ def read_manifest(path: str | Path) -> list[Item]:
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         return [Item(**{**row, "width": int(row["width"]), "height": int(row["height"]), "source": row.get("source", "")}) for row in reader]
+
+
+def entry_file(path: str, root: Path) -> Path:
+    """Where a split entry's image lives: under its source's root (data/ for rendered galleries, see source_roots)."""
+    return root / path
+
+
+def source_roots(source: dict) -> dict[str, Path]:
+    """Source tag -> the folder its manifest paths are relative to (data/source.json), and data/ for rendered galleries."""
+    roots = {tag: Path(root) for tag, root in (source.get("roots") or {"": source["root"]}).items()}
+    return {**roots, RENDERED: Path("data")}

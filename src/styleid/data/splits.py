@@ -18,12 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from styleid.data.manifest import Item
+from styleid.data.manifest import RENDERED, Item
 from styleid.errors import DataError
 from styleid.params import SplitParams
 
 PARTS = ("train", "holdout", "val_query", "val_gallery", "query", "gallery")
-RENDERED = "rendered"  # the source tag of gallery images the split stage renders (under data/stylized/), whatever their names
 
 
 @dataclass(frozen=True)
@@ -239,3 +238,11 @@ def make_split(items: list[Item], layout: str, protocol: str, params: SplitParam
 def is_labelled(split: Split) -> bool:
     """True when every test query and gallery image has a person (ground truth to score against)."""
     return all(e.person for part in ("query", "gallery") for e in split[part])
+
+
+def display_name(path: str) -> str:
+    """The name a submission uses: relative to test/query or test/gallery for the competition layout."""
+    for prefix in ("test/query/", "test/gallery/"):
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path

@@ -12,7 +12,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from styleid.registry import Registry
+
 Renderer = Callable[[Image.Image, np.random.Generator], Image.Image]
+RENDERERS: Registry[Renderer] = Registry("style")  # split.test_styles and augment.styles choose from these
 
 
 def _bgr(img: Image.Image) -> np.ndarray:
@@ -23,6 +26,7 @@ def _pil(bgr: np.ndarray) -> Image.Image:
     return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
+@RENDERERS.register("cartoon")
 def cartoon(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Edge-preserving smoothing, a few flat colours and dark outlines."""
     bgr = _bgr(img)
@@ -34,6 +38,7 @@ def cartoon(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return _pil(cv2.bitwise_and(flat.astype(np.uint8), flat.astype(np.uint8), mask=edges))
 
 
+@RENDERERS.register("sketch")
 def sketch(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """A pencil sketch: colour dodge of the grey image by its blurred negative."""
     gray = cv2.cvtColor(_bgr(img), cv2.COLOR_BGR2GRAY)
@@ -43,18 +48,21 @@ def sketch(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(dodge).convert("RGB")
 
 
+@RENDERERS.register("painterly")
 def painterly(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """OpenCV's stylization filter: soft, painted-looking regions."""
     out = cv2.stylization(_bgr(img), sigma_s=float(rng.uniform(30, 90)), sigma_r=float(rng.uniform(0.3, 0.6)))
     return _pil(out)
 
 
+@RENDERERS.register("posterize")
 def posterize(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Few colour levels after a light blur, like a screen print."""
     smooth = cv2.bilateralFilter(_bgr(img), 7, 60, 60)
     return ImageOps.posterize(_pil(smooth), int(rng.integers(2, 4)))
 
 
+@RENDERERS.register("colour_shift")
 def colour_shift(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Rotate the hue and change saturation: skin and hair take unnatural colours."""
     hsv = cv2.cvtColor(_bgr(img), cv2.COLOR_BGR2HSV).astype(np.int32)
@@ -63,19 +71,6 @@ def colour_shift(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return _pil(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR))
 
 
-RENDERERS: dict[str, Renderer] = {
-    "cartoon": cartoon,
-    "sketch": sketch,
-    "painterly": painterly,
-    "posterize": posterize,
-    "colour_shift": colour_shift,
-}
-
-
 def stylize(img: Image.Image, style: str, rng: np.random.Generator) -> Image.Image:
     """Render `img` in `style` (one of RENDERERS); the result has the input's size."""
-    try:
-        renderer = RENDERERS[style]
-    except KeyError:
-        raise ValueError(f"unknown style {style!r}; choose from {', '.join(RENDERERS)}") from None
-    return renderer(img.convert("RGB"), rng)
+    return RENDERERS.get(style)(img.convert("RGB"), rng)

@@ -11,7 +11,7 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -96,6 +96,21 @@ def all_sum(values: list[float]) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=world().device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def run(nproc: int, script: str, script_args: list[str], body: Callable[[World], None]) -> None:
+    """Run body(world) in nproc processes: `script` relaunches itself under torchrun when nproc > 1 and this is
+    not yet a torchrun process; each process joins the group, runs body (rank 0 speaks for all), and leaves."""
+    if nproc > 1 and not launched():
+        launch(nproc, script, script_args)
+        return
+    here = init()
+    try:
+        if not here.main:
+            logging.getLogger().setLevel(logging.WARNING)
+        body(here)
+    finally:
+        shutdown()
 
 
 def check_nproc(nproc: int) -> None:

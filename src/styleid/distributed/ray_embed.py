@@ -17,9 +17,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from styleid.errors import StyleidError
+from styleid.inference.transforms import eval_transform
 from styleid.models.embedder import spec_from_json
 from styleid.params import EmbedParams
-from styleid.training.transforms import eval_transform
 
 log = logging.getLogger(__name__)
 DECODE_CPUS = 1  # each decoding task's CPU reservation
@@ -38,10 +38,10 @@ def _decode(batch: dict, transform) -> dict:
     """Images -> model input tensors, through the local engine's dataset (same loader, transform and errors)."""
     import torch
 
-    from styleid.training.datasets import ImageDataset
+    from styleid.inference.dataset import ImageDataset
 
-    images = ImageDataset([Path(p) for p in batch["path"]], [0] * len(batch["path"]), transform)
-    return {"row": batch["row"], "image": torch.stack([images[i][0] for i in range(len(images))]).numpy()}
+    images = ImageDataset([Path(p) for p in batch["path"]], transform)
+    return {"row": batch["row"], "image": torch.stack([images[i] for i in range(len(images))]).numpy()}
 
 
 class _EmbedActor:
@@ -63,7 +63,7 @@ class _EmbedActor:
     def __call__(self, batch: dict) -> dict:
         import torch
 
-        from styleid.embedding import embed_batch
+        from styleid.inference.embed import embed_batch
 
         with torch.inference_mode():
             out = embed_batch(self.model, torch.from_numpy(batch["image"]), self.flip).cpu().numpy()

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import timm
-import torch
 from torch import nn
 
 from styleid.errors import ParamsError, StyleidError

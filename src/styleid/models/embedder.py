@@ -82,14 +82,36 @@ def auto_input_size(backbone: str, default: int, image_side: int) -> int:
     return max(image_side, facenet.MIN_INPUT_SIZE if backbone == facenet.NAME else 32)
 
 
-def build(backbone: str, pretrained: str, input_size: int, embed_dim: int, crop_pct: float, normalize_input: bool,
-          hub_weights: str = "vggface2", pooling: str = "avg", gem_p: float = 3.0, image_side: int = 0) -> Embedder:
+@dataclass(frozen=True)
+class ModelConfig:
+    """What to build: the one typed object the model comes from (params: see model_config)."""
+
+    backbone: str = "facenet"  # facenet or any timm model name
+    pretrained: str = "offline"  # offline | hub | none | a weights file
+    input_size: int = 0  # 0 = the backbone's default (or the images' side when smaller)
+    embed_dim: int = 0  # 0 = the backbone's pooled features; > 0 = a learned projection
+    crop_pct: float = 1.0  # centre-crop share at test time
+    normalize_input: bool = True  # the backbone's mean/std (False: pixels in [0, 1])
+    hub_weights: str = "vggface2"  # facenet with pretrained: hub
+    pooling: str = "avg"  # avg | gem
+    gem_p: float = 3.0  # GeM's initial exponent
+
+
+def model_config(params, embed_dim: int | None = None) -> ModelConfig:
+    """The model params.yaml describes (backbone, pretrained, model.*, train.imagenet_norm); embed_dim overrides model.embed_dim."""
+    m = params.model
+    return ModelConfig(params.backbone, params.pretrained, m.input_size, m.embed_dim if embed_dim is None else embed_dim, m.crop_pct,
+                       params.train.imagenet_norm, m.hub_weights, m.pooling, m.gem_p)
+
+
+def build(config: ModelConfig, image_side: int = 0) -> Embedder:
     """image_side: the training images' typical side, px (0 = unknown), for input_size 0."""
-    if backbone == facenet.NAME and input_size and input_size < facenet.MIN_INPUT_SIZE:
-        raise ParamsError(f"model.input_size: facenet needs at least {facenet.MIN_INPUT_SIZE} px (got {input_size}); use 0 for its own 160")
-    model, cfg = create_backbone(backbone, pretrained, hub_weights)
-    spec = ModelSpec(backbone, input_size or auto_input_size(backbone, cfg.input_size, image_side), cfg.mean, cfg.std, cfg.interpolation, crop_pct,
-                     feature_dim(model), embed_dim, normalize_input, pooling, gem_p)
+    c = config
+    if c.backbone == facenet.NAME and c.input_size and c.input_size < facenet.MIN_INPUT_SIZE:
+        raise ParamsError(f"model.input_size: facenet needs at least {facenet.MIN_INPUT_SIZE} px (got {c.input_size}); use 0 for its own 160")
+    model, cfg = create_backbone(c.backbone, c.pretrained, c.hub_weights)
+    spec = ModelSpec(c.backbone, c.input_size or auto_input_size(c.backbone, cfg.input_size, image_side), cfg.mean, cfg.std, cfg.interpolation,
+                     c.crop_pct, feature_dim(model), c.embed_dim, c.normalize_input, c.pooling, c.gem_p)
     return Embedder(model, spec)
 
 

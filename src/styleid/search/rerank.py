@@ -9,15 +9,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from styleid.errors import ParamsError
+from styleid.inference.normalize import l2_normalize
+from styleid.registry import Registry
+
+RERANKERS: Registry = Registry("re-ranker")  # retrieve.rerank chooses: name -> fn(queries, gallery, candidates, settings) -> candidates
 
 KRECIPROCAL_MAX = 20_000  # queries + gallery images; the method builds an n x n matrix
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def aqe(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, k: int, alpha: float) -> np.ndarray:
@@ -25,7 +27,7 @@ def aqe(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, k: int
     top = candidates[:, :k]
     sims = np.einsum("qd,qkd->qk", queries, gallery[top])
     weights = np.maximum(sims, 0.0) ** alpha
-    expanded = _normalize(queries + np.einsum("qk,qkd->qd", weights, gallery[top]))
+    expanded = l2_normalize(queries + np.einsum("qk,qkd->qd", weights, gallery[top]))
     scores = np.einsum("qd,qcd->qc", expanded, gallery[candidates])
     order = np.argsort(-scores, axis=1, kind="stable")
     return np.take_along_axis(candidates, order, axis=1)
@@ -80,23 +82,33 @@ def kreciprocal(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray
     return np.take_along_axis(candidates, order, axis=1)
 
 
-def rerank(method: str, queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, *, aqe_k: int = 3,
-           aqe_alpha: float = 3.0, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> np.ndarray:
-    """Reorder candidates (n_q, depth) of gallery row ids; -1 entries (index returned fewer) stay last."""
+@dataclass(frozen=True)
+class RerankSettings:
+    aqe_k: int = 3  # aqe: top gallery images averaged into the query
+    aqe_alpha: float = 3.0  # aqe: weight = similarity ** alpha
+    k1: int = 20  # kreciprocal: neighbourhood size
+    k2: int = 6  # kreciprocal: local query expansion size
+    lambda_value: float = 0.3  # kreciprocal: weight of the original distance
+
+
+RERANKERS.register("none")(lambda queries, gallery, candidates, s: candidates)
+RERANKERS.register("aqe")(lambda queries, gallery, candidates, s: aqe(queries, gallery, candidates, s.aqe_k, s.aqe_alpha))
+RERANKERS.register("kreciprocal")(lambda queries, gallery, candidates, s: kreciprocal(queries, gallery, candidates, s.k1, s.k2, s.lambda_value))
+
+
+def rerank(method: str, queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray,
+           settings: RerankSettings = RerankSettings()) -> np.ndarray:
+    """Reorder candidates (n_q, depth) of gallery row ids; the lists must be full (no -1)."""
     if method == "none" or len(candidates) == 0:
         return candidates
     if (candidates < 0).any():
         raise ValueError("rerank needs full candidate lists; search with depth <= gallery size")
-    if method == "aqe":
-        return aqe(queries, gallery, candidates, aqe_k, aqe_alpha)
-    if method == "kreciprocal":
-        return kreciprocal(queries, gallery, candidates, k1, k2, lambda_value)
-    raise ValueError(f"unknown rerank {method!r}")
+    return RERANKERS.get(method)(queries, gallery, candidates, settings)
 
 
 def rerank_head(method: str, queries: np.ndarray, gallery: np.ndarray, ids: np.ndarray, scores: np.ndarray, head: int,
-                **kwargs) -> tuple[np.ndarray, np.ndarray]:
+                settings: RerankSettings = RerankSettings()) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank each query's first `head` candidates (full lists: no -1); the rest keep their order and scores."""
-    reordered = rerank(method, queries, gallery, ids[:, :head], **kwargs)
+    reordered = rerank(method, queries, gallery, ids[:, :head], settings)
     head_scores = np.einsum("qd,qkd->qk", queries, gallery[reordered])
     return np.concatenate([reordered, ids[:, head:]], axis=1), np.concatenate([head_scores, scores[:, head:]], axis=1)

@@ -1,18 +1,17 @@
-"""The training loop: freeze policy, optimiser, epochs, validation and checkpoint selection.
+"""The training loop: one plain loop over epochs and batches (after nanoGPT), the same for one process or many.
 
-A fully frozen backbone without augmentation computes its features once and trains on them
-(the reference recipe costs one pass over the images, not one per epoch).
-
-Under torchrun (train.nproc > 1) every rank trains on its share of each global batch inside
-DistributedDataParallel; every image's augmentation is seeded by its place in the epoch, not by the
+What varies lives behind small objects: the process group (training/process_group.py: a no-op for one
+process, DDP under torchrun), the batch source (training/batches.py: images, or a frozen backbone's
+cached features), validation and checkpoint selection (training/validation.py), resumable state
+(training/checkpoint.py). Every image's augmentation is seeded by its place in the epoch, not by the
 process, so one process and several see the same augmented images and take the same steps.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,23 +20,21 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
-from styleid import metrics
-from styleid.distributed import ddp
-from styleid.embedding import extract
 from styleid.errors import ParamsError, StyleidError
-from styleid.models.embedder import Embedder, build
+from styleid.inference.transforms import eval_transform
+from styleid.models.embedder import Embedder, build, model_config
 from styleid.params import Params
-from styleid.search.adapt import ADAPTATIONS, adapt_pair, val_score_key
-from styleid.search.index import l2_normalize
 from styleid.training import checkpoint as checkpoints
+from styleid.training.batches import FeatureBatches, ImageBatches
 from styleid.training.datasets import TrainDataset
-from styleid.training.losses import LossConfig, create_loss, distributed_loss, per_sample_mean
+from styleid.training.freeze import apply_freeze, backbone_frozen, set_train_mode
+from styleid.training.losses import LossConfig, create_loss, per_sample_mean
 from styleid.training.optim import create_optimizer, create_scheduler, param_groups
-from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people, rank_share, seeded_batches
-from styleid.training.transforms import eval_transform, train_transform
+from styleid.training.process_group import ProcessGroup, to_device
+from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people
+from styleid.training.transforms import train_transform
+from styleid.training.validation import Selection, selection_metric, validate
 
 log = logging.getLogger(__name__)
 
@@ -68,86 +65,9 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def apply_freeze(model: Embedder, policy: str, last_n: int) -> None:
-    """all: the backbone never trains (BN statistics frozen too); last_n: only its last n stages; none: all train."""
-    backbone = model.backbone
-    backbone.requires_grad_(policy == "none")
-    if policy == "last_n":
-        stages = _stages(backbone)
-        for stage in stages[-last_n:]:
-            stage.requires_grad_(True)
-
-
-def _stages(backbone: nn.Module) -> list[nn.Module]:
-    """The backbone's top-level stages in order (timm's feature_info when present)."""
-    if hasattr(backbone, "stage_modules"):
-        return backbone.stage_modules()
-    blocks = getattr(backbone, "blocks", None) or getattr(backbone, "stages", None) or getattr(backbone, "layers", None)
-    tail = [m for name, m in backbone.named_children() if name in ("conv_head", "bn2", "norm", "head_norm", "fc_norm", "global_pool")]
-    if blocks is not None:
-        return list(blocks) + ([nn.ModuleList(tail)] if tail else [])  # the head layers count as one stage
-    return list(backbone.children())
-
-
-def backbone_frozen(model: Embedder) -> bool:
-    return not any(p.requires_grad for p in model.backbone.parameters())
-
-
-def set_train_mode(model: Embedder, frozen_bn: bool = False) -> None:
-    """Train mode, except BatchNorm statistics where they must not move.
-
-    Frozen layers keep their statistics (freeze: all or last_n); so does a backbone whose BN was
-    folded into the convolutions (facenet offline: see models/facenet.py), or any backbone when
-    train.frozen_bn asks for it.
-    """
-    model.train()
-    if backbone_frozen(model):
-        model.backbone.eval()  # dropout off too: a frozen backbone is a fixed feature extractor
-        return
-    keep_all = frozen_bn or getattr(model.backbone, "frozen_bn", False)
-    for module in model.backbone.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            if keep_all or not any(p.requires_grad for p in module.parameters()):
-                module.eval()
-
-
-def _labels(people: list[str], classes: dict[str, int]) -> torch.Tensor:
-    return torch.tensor([classes[p] for p in people], dtype=torch.long)
-
-
-def _retrieval_score(q: np.ndarray, q_people: list[str], g: np.ndarray, g_people: list[str], adapt: str = "none") -> float:
-    q, g = adapt_pair(l2_normalize(q), l2_normalize(g), adapt)
-    return metrics.evaluate(metrics.rank_by_scores(q @ g.T)[:, :10], q_people, g_people)["score"]
-
-
-def _to(x: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-    return None if x is None else x.to(device, non_blocking=True)
-
-
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, lr: float) -> None:
     if not torch.isfinite(loss):
         raise StyleidError(f"training: the loss became {loss.item()} at epoch {epoch} step {step}; lower lr (now {lr}) or check the data")
-
-
-def _embed_parts(network: nn.Module, parts: dict[str, list[tuple[Path, str]]], transform: Callable, batch_size: int,
-                 num_workers: int, flip: bool, desc: str) -> dict[str, torch.Tensor]:
-    """Run `network` on each image once across parts (closed protocol: the held-out images are the val images)."""
-    unique = list(dict.fromkeys(path for pairs in parts.values() for path, _ in pairs))
-    if not unique:
-        return {}
-    row = {path: i for i, path in enumerate(unique)}
-    here = ddp.world()  # several ranks: each embeds its slice, all gather the rest
-    mine = extract(network, rank_share([unique], here.rank, here.size)[0], transform, batch_size, num_workers, desc, flip=flip)
-    every = torch.from_numpy(np.concatenate([m for m in ddp.all_gather(mine) if m.size]))
-    return {name: every[[row[path] for path, _ in pairs]] for name, pairs in parts.items() if pairs}
-
-
-def _epoch_batches(next_epoch: Callable[[], list[list[int]]], seed: int, epoch: int,
-                   here: ddp.World) -> tuple[list[list[tuple[int, int]]], list[int]]:
-    """This rank's share of each of the epoch's global batches, and the global sizes; rank 0 draws them so every rank agrees."""
-    batches = ddp.broadcast([[int(i) for i in b] for b in next_epoch()] if here.main else None)
-    batches = [b for b in batches if len(b) >= here.size]  # every rank needs an item in every step
-    return rank_share(seeded_batches(batches, seed, epoch), here.rank, here.size), [len(b) for b in batches]
 
 
 class _Objective(nn.Module):
@@ -179,14 +99,8 @@ def _batch_plan(params: Params, labels: list[int], domains: list[str], gen: torc
     return (lambda: [b for b in torch.randperm(len(labels), generator=gen).split(bs) if len(b) > 1]), None
 
 
-def _build_model(params: Params, image_side: int = 0) -> Embedder:
-    t, m = params.train, params.model
-    return build(params.backbone, params.pretrained, m.input_size, m.embed_dim, m.crop_pct, t.imagenet_norm,
-                 m.hub_weights, m.pooling, m.gem_p, image_side)
-
-
 def _loss_config(t) -> LossConfig:
-    return LossConfig(t.arc_margin, t.arc_scale, t.subcenters, t.ms_epsilon, t.supcon_temperature, t.triplet_margin)
+    return LossConfig(**{f.name: getattr(t, f.name) for f in dataclasses.fields(LossConfig)})
 
 
 def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None] | None = None,
@@ -195,144 +109,136 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     written under the same `key` (the same params and data), ending as an uninterrupted run would."""
     seed_everything(params.seed)
     t = params.train
-    here = ddp.world()
-    device = here.device
-    model = _build_model(params, data.image_side)
+    group = ProcessGroup()
+    device = group.device
+    model = build(model_config(params), data.image_side)
     apply_freeze(model, t.freeze, t.unfreeze_last_n)
     classes = {p: i for i, p in enumerate(sorted({p for _, p in data.train}))}
     loss_fn = create_loss(t.loss, model.spec.out_dim, len(classes), _loss_config(t))
     model.to(device)
     loss_fn.to(device)
-    if here.distributed and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over the global batch (CUDA only)
+    model = group.sync_batchnorm(model)
     if not any(p.requires_grad for p in [*model.parameters(), *loss_fn.parameters()]):
         raise ParamsError(f"train: nothing to train: train.freeze=all, model.embed_dim=0 and train.loss={t.loss} has no parameters; "
                           "set model.embed_dim > 0 or train.freeze to none or last_n")
-    cached = backbone_frozen(model) and not t.augment
     start = time.perf_counter()
     ev = eval_transform(model.spec)
     gen = torch.Generator().manual_seed(params.seed)
-    flip = params.embed.flip_tta
 
     labels = [classes[p] for _, p in data.train]
     domains = data.train_domains or ["photo"] * len(labels)
     next_epoch, sampler = _batch_plan(params, labels, domains, gen)
-    steps_per_epoch = max(1, ddp.broadcast(len(next_epoch()) if here.main else None))  # rank 0 draws; the count is all the others need
+    steps_per_epoch = max(1, group.broadcast(len(next_epoch()) if group.main else None))  # rank 0 draws; the count is all the others need
     groups = param_groups(model, loss_fn, params.lr, t.weight_decay, t.layer_decay, t.loss_lr)
     optimizer = create_optimizer(groups, t.optimizer, params.lr, t.weight_decay)
     scheduler = create_scheduler(optimizer, t.schedule, params.lr, params.epochs * steps_per_epoch, round(t.warmup_epochs * steps_per_epoch))
     hold = [(path, person) for path, person in data.holdout if person in classes]
-    # per-sample-mean losses: each rank's mean, weighted by its share, averages (DDP) to the global batch's mean;
-    # pair losses gather every rank's embeddings (pytorch-metric-learning's distributed wrappers) instead
     pointwise = per_sample_mean(loss_fn)
-    train_loss = loss_fn if pointwise or not here.distributed else distributed_loss(loss_fn)
-    objective = _Objective(model, train_loss)
-    if here.distributed:
-        objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
-    if cached:
-        # frozen backbone: its features once, for every part; the epochs train the head on them
-        label_tensor = torch.as_tensor(labels)
-        feats = _embed_parts(model.backbone, {"train": data.train, "holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
-                             ev, params.embed.batch_size, t.num_workers, False, "train: backbone features")
+    train_loss = group.pair_loss(loss_fn, pointwise)
+    objective = group.wrap(_Objective(model, train_loss))
+    val_parts = {"holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery}
+    e = params.embed
+    if backbone_frozen(model) and not t.augment:
+        source = FeatureBatches(model.backbone, data.train, labels, val_parts, ev, e.batch_size, t.num_workers, group)
     else:
-        dataset = TrainDataset([p for p, _ in data.train], labels, domains,
-                               train_transform(model.spec, t.augment, params.augment, params.split.train_styles, photo=True),
-                               train_transform(model.spec, t.augment, params.augment, params.split.train_styles, photo=False))
-    history: list[dict] = []
-    best_state, best_value, best_epoch, bad_epochs, seen, step, step_seconds = None, -math.inf, 0, 0, 0, 0, 0.0
-    select = t.select_by if (t.select_by == "val_score" and data.val_query) or (t.select_by == "val_loss" and hold) else ("val_score" if data.val_query else "last")
-    first_epoch, stopped, earlier_seconds = 1, False, 0.0
+        styles = params.augment.styles
+        dataset = TrainDataset([p for p, _ in data.train], labels, domains, train_transform(model.spec, t.augment, params.augment, styles, photo=True),
+                               train_transform(model.spec, t.augment, params.augment, styles, photo=False))
+        source = ImageBatches(dataset, val_parts, ev, e.batch_size, t.num_workers, e.flip_tta, group)
+    holdout_labels = torch.tensor([classes[p] for _, p in hold], dtype=torch.long) if hold else None
+    q_people, g_people = [p for _, p in data.val_query], [p for _, p in data.val_gallery]
+    best = Selection(selection_metric(t.select_by, bool(data.val_query), bool(hold)))
+    run = Progress()
     resumed = checkpoints.load(checkpoint, key) if checkpoint is not None and key else None
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        loss_fn.load_state_dict(resumed["loss"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        checkpoints.restore_rng(resumed["rng"], gen)
-        if sampler is not None:
-            sampler.epoch = resumed["sampler_epoch"]
-        history, best_value, best_epoch = resumed["history"], resumed["best_value"], resumed["best_epoch"]
-        best_state = resumed["best_state"] if resumed["best_state"] is not None else copy.deepcopy(model.state_dict())
-        bad_epochs, seen, step, step_seconds = resumed["bad_epochs"], resumed["seen"], resumed["step"], resumed["step_seconds"]
-        first_epoch, stopped, earlier_seconds = resumed["epoch"] + 1, resumed["stopped"], resumed["seconds"]
-        log.info("train: resuming after epoch %d of %d (checkpoint %s)", resumed["epoch"], params.epochs, checkpoint)
-        if log_epoch and here.main:
-            for row in history:  # the logs of the epochs already run, as an uninterrupted run wrote them
+        _resume(resumed, run, best, model, loss_fn, optimizer, scheduler, gen, sampler)
+        log.info("train: resuming after epoch %d of %d (checkpoint %s)", run.epoch, params.epochs, checkpoint)
+        if log_epoch and group.main:
+            for row in run.history:  # the logs of the epochs already run, as an uninterrupted run wrote them
                 log_epoch(row["epoch"], row)
 
-    for epoch in range(first_epoch, params.epochs + 1):
-        if stopped:
+    for epoch in range(run.epoch + 1, params.epochs + 1):
+        if run.stopped:
             break
         set_train_mode(model, t.frozen_bn)
         train_loss.train()
         total, count = 0.0, 0
         epoch_start = time.perf_counter()
-        batches, global_sizes = _epoch_batches(next_epoch, params.seed, epoch, here)
-        if cached:
-            source = ((None, label_tensor[idx], feats["train"][idx]) for idx in (torch.as_tensor([i for i, _ in b]) for b in batches))
-        else:
-            loader = DataLoader(dataset, batch_sampler=batches, num_workers=t.num_workers, pin_memory=device.type == "cuda")
-            source = ((images, lab, None) for images, lab in loader)
-        for b, (images, batch_labels, features) in enumerate(source):
+        batches, global_sizes = group.epoch_batches(next_epoch, params.seed, epoch)
+        for b, (images, batch_labels, features) in enumerate(source.epoch(batches)):
             n = len(batch_labels)
-            # this rank's share of the global mean (pointwise); pair losses already return world x the global loss
-            weight = n * here.size / global_sizes[b] if here.distributed and pointwise else 1.0
-            unscale = weight if pointwise else here.size  # what the returned loss was multiplied by
-            loss = objective(_to(images, device), _to(features, device), batch_labels.to(device), weight)
-            _check_finite(loss, epoch, step, params.lr)
+            weight, unscale = group.loss_weight(n, global_sizes[b], pointwise)
+            loss = objective(to_device(images, device), to_device(features, device), batch_labels.to(device), weight)
+            _check_finite(loss, epoch, run.step, params.lr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            step += 1
-            scheduler.step_update(step)
+            run.step += 1
+            scheduler.step_update(run.step)
             total += loss.item() / unscale * n
             count += n
-        total, count = ddp.all_sum([total, float(count)])
-        count = int(count)
-        seen += count
-        step_seconds += time.perf_counter() - epoch_start
-        row = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        total, count = group.all_sum([total, float(count)])
+        run.seen += int(count)
+        run.step_seconds += time.perf_counter() - epoch_start
+        row = {"epoch": epoch, "train_loss": total / max(int(count), 1)}
         model.eval()
         loss_fn.eval()
         with torch.inference_mode():
-            if cached:
-                val = {name: model.head(feats[name].to(device)).cpu() for name in ("holdout", "val_query", "val_gallery") if name in feats}
-            else:
-                val = _embed_parts(model, {"holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery},
-                                   ev, params.embed.batch_size, t.num_workers, flip, "train: validation")
-            if hold:
-                row["val_loss"] = float(loss_fn(val["holdout"].to(device), _labels([p for _, p in hold], classes).to(device)))
-            if data.val_query and data.val_gallery:
-                for adapt in ADAPTATIONS:  # val_score (plain), val_score_center, ...: what embed.adapt auto chooses from
-                    row[val_score_key(adapt)] = _retrieval_score(val["val_query"].numpy(), [p for _, p in data.val_query],
-                                                val["val_gallery"].numpy(), [p for _, p in data.val_gallery], adapt)
-        history.append(row)
-        value = {"val_score": row.get("val_score", 0.0), "val_loss": -row.get("val_loss", 0.0), "last": epoch}[select]
-        improved = ddp.broadcast(value > best_value)  # rank 0 decides, so the ranks stop together
-        if improved:
-            best_value, best_epoch, bad_epochs = value, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad_epochs += 1
+            row.update(validate(source.validation(model), loss_fn, holdout_labels, q_people, g_people, device))
+        run.history.append(row)
+        value = best.value(row)
+        improved = group.broadcast(value > best.best_value)  # rank 0 decides, so the processes stop together
+        best.update(improved, value, epoch, model)
         log.info("epoch %d: %s%s", epoch, ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"), " *" if improved else "")
-        if log_epoch and here.main:
+        if log_epoch and group.main:
             log_epoch(epoch, row)
-        stopped = bool(t.patience and bad_epochs >= t.patience)
-        if checkpoint is not None and key and here.main:
-            checkpoints.save(checkpoint, {
-                "key": key, "epoch": epoch, "stopped": stopped, "model": model.state_dict(), "loss": loss_fn.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": checkpoints.rng_state(gen),
-                "sampler_epoch": getattr(sampler, "epoch", 0), "history": history, "best_value": best_value,
-                "best_state": None if best_epoch == epoch else best_state,  # None: the model itself (saves its size on disk)
-                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "seen": seen, "step": step, "step_seconds": step_seconds,
-                "seconds": earlier_seconds + time.perf_counter() - start})
+        run.epoch, run.stopped = epoch, bool(t.patience and best.bad_epochs >= t.patience)
+        if checkpoint is not None and key and group.main:
+            checkpoints.save(checkpoint, _state(key, run, best, model, loss_fn, optimizer, scheduler, gen, sampler,
+                                                run.seconds + time.perf_counter() - start))
             _stop_here_for_tests(epoch)
-        if stopped:
-            log.info("early stop: no %s improvement for %d epochs", select, t.patience)
+        if run.stopped:
+            log.info("early stop: no %s improvement for %d epochs", best.metric, t.patience)
             break
-    model.load_state_dict(best_state)
+    model.load_state_dict(best.best_state)
     model.cpu().eval()
-    return TrainResult(model, best_epoch, history, earlier_seconds + time.perf_counter() - start, seen, step_seconds)
+    return TrainResult(model, best.best_epoch, run.history, run.seconds + time.perf_counter() - start, run.seen, run.step_seconds)
+
+
+@dataclass
+class Progress:
+    """The loop's counters, as a checkpoint carries them."""
+
+    epoch: int = 0  # the last epoch finished
+    stopped: bool = False  # early stopping fired after it
+    history: list[dict] = field(default_factory=list)
+    seen: int = 0  # training images seen
+    step: int = 0  # optimiser steps
+    step_seconds: float = 0.0
+    seconds: float = 0.0  # time spent by earlier (interrupted) runs
+
+
+def _state(key, run: Progress, best: Selection, model, loss_fn, optimizer, scheduler, gen, sampler, seconds: float) -> dict:
+    return {"key": key, "epoch": run.epoch, "stopped": run.stopped, "model": model.state_dict(), "loss": loss_fn.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": checkpoints.rng_state(gen),
+            "sampler_epoch": getattr(sampler, "epoch", 0), "history": run.history, "best_value": best.best_value,
+            "best_state": None if best.best_epoch == run.epoch else best.best_state,  # None: the model itself (saves its size on disk)
+            "best_epoch": best.best_epoch, "bad_epochs": best.bad_epochs, "seen": run.seen, "step": run.step,
+            "step_seconds": run.step_seconds, "seconds": seconds}
+
+
+def _resume(state: dict, run: Progress, best: Selection, model, loss_fn, optimizer, scheduler, gen, sampler) -> None:
+    model.load_state_dict(state["model"])
+    loss_fn.load_state_dict(state["loss"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    checkpoints.restore_rng(state["rng"], gen)
+    if sampler is not None:
+        sampler.epoch = state["sampler_epoch"]
+    best.best_value, best.best_epoch, best.bad_epochs = state["best_value"], state["best_epoch"], state["bad_epochs"]
+    best.best_state = state["best_state"] if state["best_state"] is not None else copy.deepcopy(model.state_dict())
+    for name in ("epoch", "stopped", "history", "seen", "step", "step_seconds", "seconds"):
+        setattr(run, name, state[name])
 
 
 def _stop_here_for_tests(epoch: int) -> None:

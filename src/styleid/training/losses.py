@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSSES = ("cross_entropy", "arcface", "subcenter_arcface", "multi_similarity", "supcon", "triplet")
-PROXY_LOSSES = ("cross_entropy", "arcface", "subcenter_arcface")  # own per-class parameters
+from styleid.registry import Registry
+
+LOSSES: Registry = Registry("loss")  # train.loss chooses: name -> factory(dim, n_classes, config) -> loss module
 
 
 @dataclass(frozen=True)
@@ -50,25 +51,51 @@ class Mined(nn.Module):
         return self.loss(embeddings, labels, pairs)
 
 
-def create_loss(name: str, dim: int, n_classes: int, config: LossConfig = LossConfig()) -> nn.Module:
+@LOSSES.register("cross_entropy")
+def _cross_entropy(dim: int, n_classes: int, config: LossConfig) -> nn.Module:
+    return CrossEntropy(dim, n_classes)
+
+
+@LOSSES.register("arcface")
+def _arcface(dim: int, n_classes: int, config: LossConfig) -> nn.Module:
+    from pytorch_metric_learning import losses
+
+    return losses.ArcFaceLoss(num_classes=n_classes, embedding_size=dim, margin=config.arc_margin, scale=config.arc_scale)
+
+
+@LOSSES.register("subcenter_arcface")
+def _subcenter_arcface(dim: int, n_classes: int, config: LossConfig) -> nn.Module:
+    from pytorch_metric_learning import losses
+
+    return losses.SubCenterArcFaceLoss(num_classes=n_classes, embedding_size=dim, margin=config.arc_margin,
+                                       scale=config.arc_scale, sub_centers=config.subcenters)
+
+
+@LOSSES.register("multi_similarity")
+def _multi_similarity(dim: int, n_classes: int, config: LossConfig) -> nn.Module:
+    from pytorch_metric_learning import losses, miners
+
+    return Mined(losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(epsilon=config.ms_epsilon))
+
+
+@LOSSES.register("supcon")
+def _supcon(dim: int, n_classes: int, config: LossConfig) -> nn.Module:
+    from pytorch_metric_learning import losses
+
+    return Mined(losses.SupConLoss(temperature=config.supcon_temperature), None)
+
+
+@LOSSES.register("triplet")
+def _triplet(dim: int, n_classes: int, config: LossConfig) -> nn.Module:
     from pytorch_metric_learning import distances, losses, miners
 
-    if name == "cross_entropy":
-        return CrossEntropy(dim, n_classes)
-    if name == "arcface":
-        return losses.ArcFaceLoss(num_classes=n_classes, embedding_size=dim, margin=config.arc_margin, scale=config.arc_scale)
-    if name == "subcenter_arcface":
-        return losses.SubCenterArcFaceLoss(num_classes=n_classes, embedding_size=dim, margin=config.arc_margin,
-                                           scale=config.arc_scale, sub_centers=config.subcenters)
-    if name == "multi_similarity":
-        return Mined(losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(epsilon=config.ms_epsilon))
-    if name == "supcon":
-        return Mined(losses.SupConLoss(temperature=config.supcon_temperature), None)
-    if name == "triplet":
-        cosine = distances.CosineSimilarity()
-        return Mined(losses.TripletMarginLoss(margin=config.triplet_margin, distance=cosine),
-                     miners.TripletMarginMiner(margin=config.triplet_margin, type_of_triplets="hard", distance=cosine))
-    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+    cosine = distances.CosineSimilarity()
+    return Mined(losses.TripletMarginLoss(margin=config.triplet_margin, distance=cosine),
+                 miners.TripletMarginMiner(margin=config.triplet_margin, type_of_triplets="hard", distance=cosine))
+
+
+def create_loss(name: str, dim: int, n_classes: int, config: LossConfig = LossConfig()) -> nn.Module:
+    return LOSSES.get(name)(dim, n_classes, config)
 
 
 def per_sample_mean(loss: nn.Module) -> bool:

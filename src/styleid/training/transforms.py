@@ -13,30 +13,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps
-from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
 from styleid.data.stylize import stylize
+from styleid.inference.transforms import eval_transform, interpolation, to_model_input
 from styleid.models.embedder import ModelSpec
 from styleid.params import AugmentParams
-
-
-def _interp(name: str) -> InterpolationMode:
-    return InterpolationMode.BICUBIC if name == "bicubic" else InterpolationMode.BILINEAR
-
-
-def _tail(spec: ModelSpec) -> list:
-    steps: list = [T.ToImage(), T.ToDtype(torch.float32, scale=True)]
-    if spec.normalize_input:
-        steps.append(T.Normalize(spec.mean, spec.std))
-    return steps
-
-
-def eval_transform(spec: ModelSpec) -> T.Compose:
-    """Resize the whole image (then an optional centre crop): faces sit in the middle of the frame."""
-    size = spec.input_size
-    resize = int(round(size / spec.crop_pct))
-    return T.Compose([T.Resize((resize, resize), interpolation=_interp(spec.interpolation), antialias=True), T.CenterCrop(size), *_tail(spec)])
 
 
 def _coin(p: float) -> bool:
@@ -115,11 +97,11 @@ def train_transform(spec: ModelSpec, augment: bool, aug: AugmentParams | None = 
     style_steps = [Exaggerate(aug.exaggerate, aug.exaggerate_strength), StyleAugment(styles, aug.style), EdgeMap(aug.edges)] if photo else []
     return T.Compose([
         *style_steps,
-        T.RandomResizedCrop(size, scale=(aug.crop_scale, 1.0), ratio=(0.85, 1.15), interpolation=_interp(spec.interpolation), antialias=True),
+        T.RandomResizedCrop(size, scale=(aug.crop_scale, 1.0), ratio=(0.85, 1.15), interpolation=interpolation(spec.interpolation), antialias=True),
         T.RandomHorizontalFlip(aug.flip),
         T.RandomApply([T.ColorJitter(0.3, 0.3, 0.3, 0.05)], p=aug.color_jitter),
         T.RandomGrayscale(p=aug.grayscale),
         T.RandomApply([T.GaussianBlur(5, sigma=(0.1, 2.0))], p=aug.blur),
         T.RandomPosterize(bits=3, p=aug.posterize),
-        *_tail(spec),
+        *to_model_input(spec),
     ])

@@ -1,4 +1,4 @@
-"""Batched inference: images -> vectors, with decoding overlapped by DataLoader workers."""
+"""Batched embedding: images -> vectors, decoding overlapped by DataLoader workers, optional flip averaging."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from styleid.training.datasets import ImageDataset
+from styleid.inference.dataset import ImageDataset
 
 
 def device_of(model: nn.Module) -> torch.device:
@@ -36,12 +36,11 @@ def iter_embed(model: nn.Module, paths: Sequence[Path], transform: Callable, bat
     flip: test-time augmentation; each row is the sum of the L2-normalised embeddings of the image
     and its mirror image (a face's identity does not change in the mirror).
     """
-    loader = DataLoader(ImageDataset(paths, [0] * len(paths), transform), batch_size=batch_size,
-                        shuffle=False, num_workers=num_workers, persistent_workers=False,
-                        pin_memory=device_of(model).type == "cuda")
+    loader = DataLoader(ImageDataset(paths, transform), batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        persistent_workers=False, pin_memory=device_of(model).type == "cuda")
     model.eval()
     with torch.inference_mode():
-        for images, _ in tqdm(loader, desc=desc, leave=False, disable=len(paths) < batch_size * 4):
+        for images in tqdm(loader, desc=desc, leave=False, disable=len(paths) < batch_size * 4):
             yield embed_batch(model, images, flip).cpu().numpy().astype(np.float32)
 
 
@@ -52,3 +51,14 @@ def extract(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_
     if not chunks:
         return np.zeros((0, 0), np.float32)
     return np.concatenate(chunks)
+
+
+def embed_images(model: nn.Module, images: Sequence, transform: Callable, flip: bool = False, batch_size: int = 64) -> np.ndarray:
+    """In-memory PIL images (a user's photos, already aligned) -> float32 (n, d), as iter_embed would embed their files."""
+    model.eval()
+    blocks = []
+    with torch.inference_mode():
+        for lo in range(0, len(images), batch_size):
+            batch = torch.stack([transform(img) for img in images[lo : lo + batch_size]])
+            blocks.append(embed_batch(model, batch, flip).cpu().numpy().astype(np.float32))
+    return np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)

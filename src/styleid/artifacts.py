@@ -1,0 +1,36 @@
+"""Where the pipeline's artifacts live (the paths dvc.yaml names), and reading the split with its face crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from styleid.fileio import read_json
+
+RAW = Path("data/raw")
+CACHE = Path("data/cache")
+MANIFEST = Path("data/manifest.csv")
+SOURCE = Path("data/source.json")
+SPLITS = Path("data/splits.json")
+STYLIZED = Path("data/stylized")
+ALIGNED = Path("data/aligned")
+ALIGNED_INDEX = ALIGNED / "index.json"
+DOMAINS = Path("data/domains.json")  # inferred photo/render labels of unmarked training images
+MODEL_DIR = Path("models")
+EMBEDDINGS = Path("data/embeddings")
+INDEX = Path("models/index")  # part-000.faiss, ... (several = IndexShards)
+INDEX_IDS = Path("models/gallery_ids.json")
+RETRIEVED = Path("data/retrieved.npz")
+SUBMISSION = Path("submission.json")
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+
+
+def load_split(aligned: bool = True) -> dict:
+    """splits.json; with `aligned`, each entry's "image" is what the model reads (its face crop when align is on)."""
+    split = read_json(SPLITS)
+    crops = read_json(ALIGNED_INDEX)["crops"] if aligned and ALIGNED_INDEX.is_file() else {}
+    for value in split.values():
+        if isinstance(value, list):
+            for entry in value:
+                entry["image"] = crops.get(entry["file"], entry["file"])
+    return split

@@ -1,0 +1,108 @@
+"""Inference runtimes, picked by name (embed.runtime): what runs the trained model's forward pass.
+
+torch runs the module itself; onnxruntime and openvino run its ONNX export (models/model.onnx, made by
+the export stage and checked against torch there). On CPUs they are much faster than eager torch for
+the same model (see the README's Speed section). `auto` is the fastest installed one, in the order
+measured by `make bench` on the reference machine; a missing runtime falls back with one logged line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from styleid.errors import StyleidError
+from styleid.registry import Registry
+
+log = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+FASTEST_FIRST = ("onnxruntime", "openvino", "torch")  # `make bench` on 2 CPU cores: 25.7 / 23.7 / 14.5 images/s (FaceNet, 160 px)
+RUNTIMES: Registry = Registry("runtime")  # name -> (installed() -> bool, load(model_dir, device) -> callable)
+
+
+class OnnxModel:
+    """A forward pass through an exported model: float32 NCHW images -> raw embeddings (torch tensors, like the module)."""
+
+    def __init__(self, run, spec, name: str):
+        self._run, self.spec, self.name = run, spec, name
+        self.device = torch.device("cpu")
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self._run(np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32))))
+
+    def eval(self) -> "OnnxModel":
+        return self
+
+    def to(self, device) -> "OnnxModel":
+        return self
+
+
+def _onnx_path(model_dir: Path) -> Path:
+    path = Path(model_dir) / ONNX_FILE
+    if not path.is_file():
+        raise StyleidError(f"{path}: missing; run `dvc repro export` (or set embed.runtime: torch)")
+    return path
+
+
+def _threads() -> int:
+    return torch.get_num_threads() or os.cpu_count() or 1
+
+
+def _load_torch(model_dir: Path, device: torch.device):
+    from styleid.models.embedder import load
+
+    return load(Path(model_dir)).to(device)
+
+
+def _load_onnxruntime(model_dir: Path, device: torch.device) -> OnnxModel:
+    import onnxruntime as ort
+
+    from styleid.models.embedder import load_spec
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _threads()
+    options.log_severity_level = 3
+    available = ort.get_available_providers()
+    providers = [p for p in ("CUDAExecutionProvider",) if device.type == "cuda" and p in available] + ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(_onnx_path(model_dir)), options, providers=providers)
+    name = session.get_inputs()[0].name
+    return OnnxModel(lambda x: session.run(None, {name: x})[0], load_spec(Path(model_dir)), "onnxruntime")
+
+
+def _load_openvino(model_dir: Path, device: torch.device) -> OnnxModel:
+    import openvino as ov
+
+    from styleid.models.embedder import load_spec
+
+    compiled = ov.Core().compile_model(str(_onnx_path(model_dir)), "CPU", {"INFERENCE_NUM_THREADS": _threads()})
+    request = compiled.create_infer_request()
+    return OnnxModel(lambda x: request.infer({0: x})[compiled.output(0)].copy(), load_spec(Path(model_dir)), "openvino")
+
+
+RUNTIMES.register("torch")((lambda: True, _load_torch))
+RUNTIMES.register("onnxruntime")((lambda: importlib.util.find_spec("onnxruntime") is not None, _load_onnxruntime))
+RUNTIMES.register("openvino")((lambda: importlib.util.find_spec("openvino") is not None, _load_openvino))
+
+
+def resolve(name: str) -> str:
+    """auto -> the fastest installed runtime; a named one that is not installed falls back to torch, said once."""
+    if name == "auto":
+        chosen = next(r for r in FASTEST_FIRST if RUNTIMES.get(r)[0]())
+        if chosen == "torch":
+            log.info("embed.runtime auto: neither onnxruntime nor openvino is installed; using torch (pip install onnxruntime for about 1.8x)")
+        return chosen
+    if not RUNTIMES.get(name)[0]():
+        log.warning("embed.runtime: %s is not installed (pip install 'styleid[%s]'); using torch", name, name)
+        return "torch"
+    return name
+
+
+def load_runtime(name: str, model_dir: Path, device: torch.device):
+    """The trained model behind `name`'s runtime: something called on a batch of images, with .spec and .device."""
+    return RUNTIMES.get(resolve(name))[1](model_dir, device)
