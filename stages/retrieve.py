@@ -31,7 +31,7 @@ def retrieve_stage(params_file: Path = typer.Option(Path("params.yaml"), "--para
     faiss_index.set_search_params(index, params.index.nprobe, params.index.ef_search)
     depth = min(len(names), max(top_k, EVAL_DEPTH))
     start = time.perf_counter()
-    ids, scores = retrieve(index, queries, depth, params.retrieve, lambda: shards.read(EMBEDDINGS / "gallery"))
+    ids, scores = retrieve(index, queries, depth, params.retrieve, lambda: shards.Rows(EMBEDDINGS / "gallery"))
     ms_per_query = (time.perf_counter() - start) * 1000 / max(len(queries), 1)
     submission = {q: [names[i] for i in row[:top_k] if i >= 0] for q, row in zip(query_names, ids)}
     write_json(SUBMISSION, submission)

@@ -48,7 +48,7 @@ def test_local_engine_embeds_as_the_plain_function_does(tmp_path):
     for k in range(3):
         paths.append(tmp_path / f"{k}.png")
         Image.fromarray(np.random.default_rng(k).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(paths[-1])
-    with open_engine(tmp_path / "m", EmbedParams(batch_size=2)) as engine:
+    with open_engine(tmp_path / "m", EmbedParams(batch_size=2, runtime="torch")) as engine:
         got = np.concatenate(list(engine.iter_embed(paths)))
     plain = load(tmp_path / "m")
     assert np.allclose(got, extract(plain, paths, eval_transform(plain.spec), 2, flip=True), atol=1e-6)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import typer
@@ -34,9 +34,10 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
     from styleid.inference.embed import embed_images
     from styleid.inference.normalize import l2_normalize
     from styleid.inference.transforms import eval_transform
-    from styleid.models.embedder import load
+    from styleid.devices import best
+    from styleid.inference.runtimes import load_runtime
 
-    model = load(MODEL_DIR)
+    model = load_runtime(params.embed.runtime, MODEL_DIR, best())
     d = params.data
     settings = query_settings(read_json(ALIGNED_INDEX) if ALIGNED_INDEX.is_file() else None, d.align, d.align_size, d.align_margin)
     aligner = FaceAligner(settings) if settings.method == "mtcnn" else None
@@ -49,20 +50,42 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
 @stage
 def search(photos: List[Path] = typer.Argument(..., help="photos of the people to look for"),
            top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="gallery images per photo"),
-           panel: Path = typer.Option(Path("search_panel.png"), "--panel", help="where to write the picture of the results"),
+           index_dir: Optional[Path] = typer.Option(None, "--index", help="an index from `styleid index` (default: the pipeline's)"),
+           as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+           panel: Optional[Path] = typer.Option(None, "--panel", help="also write a picture of the results here"),
            params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
-    """Rank the indexed gallery for each PHOTO: prints gallery files with scores and writes a panel image."""
-    from PIL import Image
+    """Rank a gallery for each PHOTO: your own index (--index, from any directory), or the pipeline's (from its repository)."""
+    for photo in photos:
+        if not photo.is_file():
+            raise StyleidError(f"{photo}: no such file")
+    if index_dir is not None:
+        from styleid.gallery.search import search_index
 
-    from styleid.fileio import atomic_path
-    from styleid.panels import make_panel
+        results, how = search_index(photos, index_dir, top_k)
+    else:
+        results, how = _search_pipeline(photos, top_k, params_file)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"score": how, "results": results}, indent=2))
+    else:
+        typer.echo(f"(score: {how})")
+        for result in results:
+            typer.echo(f"{result['photo']}:")
+            for m in result["matches"]:
+                verdict = f"  {m['verdict']:<11}" if "verdict" in m else ""
+                typer.echo(f"  {m['rank']:3d}  {m['score']:.4f}{verdict}  {m['name']}")
+    if panel is not None:
+        _write_panel(panel, photos, results)
+        typer.echo(f"panel: {panel}")
+
+
+def _search_pipeline(photos: List[Path], top_k: int, params_file: Path) -> tuple[list[dict], str]:
+    """The pipeline's index, from the repository root, with its re-ranking and adaptation."""
     from styleid.params import load_params
     from styleid.search import index as faiss_index
     from styleid.search.retriever import retrieve
 
-    for photo in photos:
-        if not photo.is_file():
-            raise StyleidError(f"{photo}: no such file")
     params = load_params(params_file)
     _need(MODEL_DIR / "model.safetensors", "train")
     _need(INDEX, "index")
@@ -79,27 +102,71 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
     index = faiss_index.load(INDEX)
     faiss_index.set_search_params(index, params.index.nprobe, params.index.ef_search)
     keep = min(len(names), max(top_k, params.retrieve.depth))
-    ids, scores = retrieve(index, queries, keep, params.retrieve, lambda: shards.read(EMBEDDINGS / "gallery"))
-    rows = []
-    for photo, row_ids, row_scores in zip(photos, ids, scores):
-        typer.echo(f"{photo}:")
-        files = []
-        for rank, (i, s) in enumerate(zip(row_ids[:top_k], row_scores[:top_k]), start=1):
-            if i < 0:
-                continue
-            file = gallery_meta[i]["file"] if gallery_meta else names[i]
-            files.append(Path(file))
-            typer.echo(f"  {rank:3d}  {s:.4f}  {names[i]}")
-        rows.append(make_panel(photo, files, [None] * len(files)))
-    width = max(p.width for p in rows)
-    sheet = Image.new("RGB", (width, sum(p.height for p in rows)), (255, 255, 255))
+    ids, scores = retrieve(index, queries, keep, params.retrieve, lambda: shards.Rows(EMBEDDINGS / "gallery"))
+    results = [{"photo": str(photo), "matches": [{"rank": r, "score": round(float(s), 4), "name": names[i],
+                                                   "file": gallery_meta[i]["file"] if gallery_meta else names[i]}
+                                                  for r, (i, s) in enumerate(zip(row_ids[:top_k], row_scores[:top_k]), start=1) if i >= 0]}
+               for photo, row_ids, row_scores in zip(photos, ids, scores)]
+    rerank = params.retrieve.rerank
+    how = "cosine similarity to the photo" + (f"; order re-ranked by {rerank}, so scores need not fall down the list" if rerank != "none" else "")
+    return results, how
+
+
+def _write_panel(panel: Path, photos: List[Path], results: list[dict]) -> None:
+    from PIL import Image
+
+    from styleid.fileio import atomic_path
+    from styleid.panels import make_panel
+
+    rows = [make_panel(photo, [Path(m["file"]) for m in r["matches"]], [None] * len(r["matches"])) for photo, r in zip(photos, results)]
+    sheet = Image.new("RGB", (max(p.width for p in rows), sum(p.height for p in rows)), (255, 255, 255))
     y = 0
     for p in rows:
         sheet.paste(p, (0, y))
         y += p.height
     with atomic_path(panel) as tmp:
         sheet.save(tmp, format="PNG")
-    typer.echo(f"panel: {panel}")
+
+
+@app.command("export")
+@stage
+def export(out: Path = typer.Option(Path("exported"), "--out", help="the folder to write (replaced if it exists)"),
+           params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
+    """Write the trained model as ONNX with its model card (metrics, licence, a calibrated match threshold) to OUT."""
+    from styleid.gallery.export import export_model
+    from styleid.params import load_params
+
+    card = export_model(Path.cwd(), out, load_params(params_file))
+    match = card.get("match") or {}
+    typer.echo(f"{out}: model.onnx, model.json, card.json ({card['backbone']}, {card['embedding_size']}-d; test score "
+               f"{card['test_metrics'].get('score', '-')}; same-person threshold {match.get('threshold', '-')} at "
+               f"{match.get('false_match_rate', 0):.0%} false matches)")
+
+
+@app.command("index")
+@stage
+def index(folder: Path = typer.Argument(..., help="a folder of gallery images (searched recursively)"),
+          out: Path = typer.Option(..., "--out", help="the index folder to write or update"),
+          model: Optional[Path] = typer.Option(None, "--model", help="an exported model folder or a repository (default: this repository's)")) -> None:
+    """Index every image under FOLDER; run again, only new or changed files are embedded and removed ones dropped."""
+    from styleid.gallery.folder_index import build_index
+    from styleid.gallery.model_dir import find_model
+
+    report = build_index(folder, out, find_model(model))
+    typer.echo(f"{out}: {report.added} added, {report.changed} changed, {report.removed} removed, {report.kept} unchanged, "
+               f"{len(report.skipped)} skipped; {report.seconds:.1f}s")
+
+
+@app.command("serve")
+@stage
+def serve(index_dir: Path = typer.Option(..., "--index", help="an index from `styleid index`"),
+          host: str = typer.Option("127.0.0.1", "--host", help="the address to listen on (0.0.0.0: every network; think first)"),
+          port: int = typer.Option(8000, "--port", min=1, max=65535)) -> None:
+    """Serve a search page and a JSON API (POST /search, GET /health) over INDEX."""
+    from styleid.serve.app import serve as run
+
+    typer.echo(f"styleid: http://{host}:{port}/ (index {index_dir}); Ctrl-C stops")
+    run(index_dir, host, port)
 
 
 @app.command("make-competition")

@@ -44,9 +44,12 @@ class Registered:
     """A params field's marker (typing.Annotated[str, Registered("module:NAME")]): its value must be a key of
     that registry. The module is imported only when params are checked, so params.py stays light to import."""
 
-    def __init__(self, where: str):
-        self.where = where
+    def __init__(self, where: str, also: tuple[str, ...] = ()):
+        self.where, self.also = where, also  # also: names the field accepts beyond the registry's (e.g. auto)
 
     def registry(self) -> Registry:
         module, name = self.where.split(":")
         return getattr(importlib.import_module(module), name)
+
+    def names(self) -> tuple[str, ...]:
+        return (*self.also, *self.registry().names())

@@ -72,9 +72,38 @@ def iter_shards(directory: str | Path) -> Iterator[np.ndarray]:
 
 def read(directory: str | Path) -> np.ndarray:
     """Every row, in order, as one float32 array."""
-    parts = list(iter_shards(directory))
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    return read_parts(list(iter_shards(directory)))
 
 
 def count(directory: str | Path) -> int:
     return sum(len(part) for part in iter_shards(directory))
+
+
+class Rows:
+    """The shards' rows by global row id, read on demand from the memory-mapped shards: a re-ranker that needs
+    only its candidates' rows (aqe) reads those and never the whole gallery. np.asarray(rows) reads them all."""
+
+    def __init__(self, directory: str | Path):
+        self.parts = list(iter_shards(directory))
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.dim = next((p.shape[1] for p in self.parts if len(p)), 0)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, ids) -> np.ndarray:
+        ids = np.asarray(ids)
+        flat = ids.reshape(-1)
+        out = np.empty((len(flat), self.dim), np.float32)
+        shard = np.searchsorted(self.starts, flat, side="right") - 1
+        for s in np.unique(shard):
+            picked = shard == s
+            out[picked] = self.parts[s][flat[picked] - self.starts[s]]
+        return out.reshape(*ids.shape, self.dim)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return read_parts(self.parts) if dtype is None else read_parts(self.parts).astype(dtype)
+
+
+def read_parts(parts: list[np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)

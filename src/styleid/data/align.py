@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from PIL import Image
+from tqdm import tqdm
 
 from styleid.data.manifest import RENDERED
 from styleid.errors import FACENET_INSTALL, require
@@ -103,7 +104,8 @@ def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings) -
     aligner: FaceAligner | None = None
     mapping: dict[str, str] = {}
     computed = fallbacks = 0
-    for file in files:
+    files = list(files)
+    for file in tqdm(files, desc="align", unit="image", leave=False, mininterval=2.0, disable=len(files) < 100):  # live count and ETA
         name = crop_name(file, settings)
         target = out_dir / name
         if not target.is_file():

@@ -15,16 +15,18 @@ from tqdm import tqdm
 from styleid.inference.dataset import ImageDataset
 
 
-def device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def device_of(model) -> torch.device:
+    """Where the model runs: a torch module's parameters' device, or an exported runtime's own `device`."""
+    return model.device if hasattr(model, "device") and not isinstance(model, nn.Module) else next(model.parameters()).device
 
 
 def embed_batch(model: nn.Module, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
     """One batch through the model (channels_last); flip: sum of the L2-normalised image and mirror embeddings."""
     images = images.to(device_of(model), non_blocking=True)
-    out = model(images.contiguous(memory_format=torch.channels_last)).float()
+    layout = torch.channels_last if isinstance(model, nn.Module) else torch.contiguous_format  # exported runtimes take plain NCHW
+    out = model(images.contiguous(memory_format=layout)).float()
     if flip:
-        mirrored = model(images.flip(-1).contiguous(memory_format=torch.channels_last)).float()
+        mirrored = model(images.flip(-1).contiguous(memory_format=layout)).float()
         out = F.normalize(out, dim=1) + F.normalize(mirrored, dim=1)
     return out
 

@@ -37,10 +37,10 @@ class LocalEngine:
 
     def __enter__(self) -> "LocalEngine":
         from styleid import devices
+        from styleid.inference.runtimes import load_runtime
         from styleid.inference.transforms import eval_transform
-        from styleid.models.embedder import load
 
-        self.model = load(self.model_dir).to(devices.best())
+        self.model = load_runtime(self.params.runtime, self.model_dir, devices.best())
         self.transform = eval_transform(self.model.spec)
         return self
 

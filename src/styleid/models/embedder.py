@@ -131,6 +131,14 @@ def load(folder: Path) -> Embedder:
     return loads(json.loads(spec_path.read_text()), weights_path.read_bytes())
 
 
+def load_spec(folder: Path) -> ModelSpec:
+    """The trained model's spec alone (model.json): what an exported runtime needs beside the ONNX file."""
+    path = folder / "model.json"
+    if not path.is_file():
+        raise StyleidError(f"{folder}: no trained model; run `dvc repro train` first")
+    return spec_from_json(json.loads(path.read_text()))
+
+
 def spec_from_json(spec_json: dict) -> ModelSpec:
     """model.json's contents as a ModelSpec (JSON lists back to tuples; extra keys such as best_epoch dropped)."""
     fields = ModelSpec.__dataclass_fields__

@@ -81,8 +81,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         value = _coerce(value, base, key)
         for mark in marks:
             if isinstance(mark, Registered):
-                registry = mark.registry()
-                _check(value in registry, key, f"unknown {registry.kind} {_short(value)}; choose from {', '.join(registry.names())}")
+                names = mark.names()
+                _check(value in names, key, f"unknown {mark.registry().kind} {_short(value)}; choose from {', '.join(names)}")
         return value
     if origin is Literal:
         choices = typing.get_args(hint)

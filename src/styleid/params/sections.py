@@ -16,6 +16,7 @@ from styleid.registry import Registered
 Loss = Annotated[str, Registered("styleid.training.losses:LOSSES")]
 Reranker = Annotated[str, Registered("styleid.search.rerank:RERANKERS")]
 Engine = Annotated[str, Registered("styleid.inference.engines:ENGINES")]
+Runtime = Annotated[str, Registered("styleid.inference.runtimes:RUNTIMES", also=("auto",))]
 HubWeights = Annotated[str, Registered("styleid.models.facenet:HUB_WEIGHTS")]
 
 
@@ -106,6 +107,7 @@ class EmbedParams(_Section):
     flip_tta: bool = True  # average each image's embedding with its mirror image's
     adapt: Literal["auto", "none", "center"] = "auto"  # centre queries and gallery on their own means (no labels); auto: what the validation people chose in training
     shard_rows: int = 100_000  # embeddings per .npy shard in data/embeddings/<part>/
+    runtime: Runtime = "auto"  # what runs the model: auto (the fastest installed) | torch | onnxruntime | openvino (the last two: models/model.onnx)
     engine: Engine = "local"  # ray: Ray Data over a cluster (pip install 'styleid[distributed]')
     ray_address: str = ""  # "" = start a local Ray cluster; "auto" = the running one; "ray://host:10001" = a remote one
     ray_actors: int = 0  # model replicas (Ray actors), each loads the model once; 0 = one per GPU, or the CPUs left after one for decoding

@@ -41,11 +41,10 @@ def _reciprocal(rank: np.ndarray, i: int, k: int) -> np.ndarray:
 
 def kreciprocal_distance(queries: np.ndarray, gallery: np.ndarray, k1: int, k2: int, lambda_value: float) -> np.ndarray:
     """Query x gallery distance after k-reciprocal re-ranking (smaller is closer)."""
-    n_q = len(queries)
-    feats = np.concatenate([queries, gallery]).astype(np.float32)
-    n = len(feats)
-    if n > KRECIPROCAL_MAX:
+    n_q, n = len(queries), len(queries) + len(gallery)
+    if n > KRECIPROCAL_MAX:  # checked before the gallery is read (it may be a lazy shards.Rows)
         raise ParamsError(f"retrieve.rerank: kreciprocal needs an n x n matrix; {n} images is over {KRECIPROCAL_MAX}; use aqe")
+    feats = np.concatenate([queries, np.asarray(gallery)]).astype(np.float32)
     dist = np.maximum(2.0 - 2.0 * feats @ feats.T, 0.0)
     original = (dist / np.maximum(dist.max(axis=0, keepdims=True), 1e-12)).T
     k1 = min(k1, n - 1)

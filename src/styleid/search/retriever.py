@@ -15,6 +15,10 @@ from styleid.search import index as faiss_index
 from styleid.search.rerank import RerankSettings, rerank_head
 
 
+QUERY_BLOCK = 1024  # queries re-ranked together by a per-query re-ranker (aqe): 1024 x 100 candidates x 512-d is 200 MB
+JOINT_RERANKERS = ("kreciprocal",)  # need every query and gallery vector at once (neighbourhoods among them all)
+
+
 def rerank_settings(params: RetrieveParams) -> RerankSettings:
     return RerankSettings(**{f.name: getattr(params, f.name) for f in dataclasses.fields(RerankSettings)})
 
@@ -31,4 +35,10 @@ def retrieve(index: faiss.Index, queries: np.ndarray, keep: int, params: Retriev
     if (ids[:, :head] < 0).any():
         raise ParamsError(f"retrieve.rerank: the index returned fewer than {head} candidates for some queries; "
                           "raise index.nprobe / index.ef_search or lower retrieve.depth")
-    return rerank_head(params.rerank, queries, load_gallery(), ids, scores, head, rerank_settings(params))
+    gallery, settings = load_gallery(), rerank_settings(params)
+    if params.rerank in JOINT_RERANKERS:
+        return rerank_head(params.rerank, queries, gallery, ids, scores, head, settings)
+    # per-query re-rankers in blocks of queries: memory stays blocks x depth x dim, whatever the number of queries
+    blocks = [rerank_head(params.rerank, queries[lo : lo + QUERY_BLOCK], gallery, ids[lo : lo + QUERY_BLOCK], scores[lo : lo + QUERY_BLOCK],
+                          head, settings) for lo in range(0, len(queries), QUERY_BLOCK)]
+    return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])

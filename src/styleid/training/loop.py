@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from styleid.errors import ParamsError, StyleidError
 from styleid.inference.transforms import eval_transform
@@ -165,7 +166,9 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         total, count = 0.0, 0
         epoch_start = time.perf_counter()
         batches, global_sizes = group.epoch_batches(next_epoch, params.seed, epoch)
-        for b, (images, batch_labels, features) in enumerate(source.epoch(batches)):
+        progress = tqdm(source.epoch(batches), total=len(batches), desc=f"train: epoch {epoch}/{params.epochs}", unit="batch",
+                        leave=False, mininterval=2.0, disable=not group.main)  # live loss, images/s and ETA
+        for b, (images, batch_labels, features) in enumerate(progress):
             n = len(batch_labels)
             weight, unscale = group.loss_weight(n, global_sizes[b], pointwise)
             loss = objective(to_device(images, device), to_device(features, device), batch_labels.to(device), weight)
@@ -177,6 +180,8 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
             scheduler.step_update(run.step)
             total += loss.item() / unscale * n
             count += n
+            if b % 10 == 0:
+                progress.set_postfix(loss=f"{total / max(count, 1):.3f}", img_s=f"{count * group.size / (time.perf_counter() - epoch_start):.1f}", refresh=False)
         total, count = group.all_sum([total, float(count)])
         run.seen += int(count)
         run.step_seconds += time.perf_counter() - epoch_start
