@@ -159,6 +159,5 @@ def test_the_page_in_a_real_browser_shows_the_right_first_match(gallery, tmp_pat
         driver.save_screenshot(str(shot))
         pixels = np.asarray(Image.open(shot).convert("L"))
         assert pixels.std() > 10  # not blank: text, thumbnails and borders
-        shutil.copy(shot, REPO / "plots" / "serve_page.png") if os.environ.get("STYLEID_SAVE_SCREENSHOT") else None
     finally:
         driver.quit()
