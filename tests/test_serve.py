@@ -56,15 +56,15 @@ def _get(url: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def _start(index: Path) -> tuple[subprocess.Popen, str]:
+def _start(index: Path, until=lambda body: body["status"] != "loading", **env) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "styleid.cli", "serve", "--index", str(index), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO / "src"), **env})
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
             status, body = _get(url + "/health")
-            if body["status"] != "loading":
+            if until(body):
                 return proc, url
         except (urllib.error.URLError, ConnectionError):
             pass
@@ -126,6 +126,17 @@ def test_an_unknown_index_is_a_503_with_the_reason_not_a_crash(tmp_path):
         assert status == 503 and body["status"] == "failed" and "not a styleid index" in body["error"]
         status, body = _post(url + "/search", "x.png", b"x")
         assert status == 503 and "failed" in body["error"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_search_while_the_index_loads_is_a_503_saying_so(gallery):
+    proc, url = _start(gallery["root"] / "index", until=lambda body: True, STYLEID_SERVE_LOAD_DELAY="60")
+    try:
+        assert _get(url + "/health")[1]["status"] == "loading"
+        status, body = _post(url + "/search", "g0.png", gallery["files"][0].read_bytes())
+        assert status == 503 and body["error"] == "the index is loading; try again in a moment"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -12,7 +12,9 @@ Errors are JSON {"error": "..."} with 400 (not an image), 413 (too big), 404, 50
 import base64
 import io
 import logging
+import os
 import threading
+import time
 from pathlib import Path
 
 from styleid.errors import require
@@ -35,6 +37,7 @@ class Service:
 
     def _load(self) -> None:
         try:
+            time.sleep(float(os.environ.get("STYLEID_SERVE_LOAD_DELAY", "0")))  # a test hook: hold the "loading" state this long
             from styleid.gallery.embedder import PhotoEmbedder
             from styleid.gallery.folder_index import FolderIndex
 
