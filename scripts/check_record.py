@@ -6,7 +6,7 @@ baseline  `dvc status` reports no changed code or params for any stage: dvc.lock
           and plots committed with it) describe the committed code and params. Outputs that are
           simply absent (a fresh clone) and fetch's always-changed check are not changes.
 
-The params a stage reads are checked at run time instead (STYLEID_PARAMS_READ, see params.py and
+The params a stage reads are checked at run time instead (STYLEID_PARAMS_READ, see params/schema.py and
 tests/test_pipeline_e2e.py): `params_not_declared` compares them with dvc.yaml.
 """
 

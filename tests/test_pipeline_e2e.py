@@ -229,6 +229,10 @@ def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tmp_path):
     out = run(clone, "dvc", "repro")
     assert "Running stage 'train'" not in out and "Running stage 'embed'" not in out and "Running stage 'index'" not in out
     assert "Stage 'evaluate' didn't change, skipping" in out
+    # the model artifact (dvc.yaml's artifacts:), registered as a version (an annotated GTO tag), fetched into another place
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "tag", "-a", "styleid-model@v1.0.0", "-m", "Registering styleid-model v1.0.0")
+    run(tmp_path, "dvc", "artifacts", "get", str(repo), "styleid-model", "-o", str(tmp_path / "fetched.onnx"))
+    assert (tmp_path / "fetched.onnx").read_bytes() == (repo / "models" / "model.onnx").read_bytes()
 
 
 def _copy_people(src: Path, dest: Path, people: list[str], per: int) -> None:
