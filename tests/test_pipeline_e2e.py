@@ -233,6 +233,13 @@ def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tmp_path):
     run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "tag", "-a", "styleid-model@v1.0.0", "-m", "Registering styleid-model v1.0.0")
     run(tmp_path, "dvc", "artifacts", "get", str(repo), "styleid-model", "-o", str(tmp_path / "fetched.onnx"))
     assert (tmp_path / "fetched.onnx").read_bytes() == (repo / "models" / "model.onnx").read_bytes()
+    # ... and `styleid index --model <git url>` uses that artifact (with its model.json) for your own gallery
+    (tmp_path / "mine").mkdir()
+    for k, g in enumerate(json.loads((repo / "data" / "embeddings" / "gallery.json").read_text())[:6]):
+        shutil.copy(repo / g["file"], tmp_path / "mine" / f"{k}{Path(g['file']).suffix}")
+    out = run(tmp_path, sys.executable, "-m", "styleid.cli", "index", str(tmp_path / "mine"), "--out", str(tmp_path / "mine.index"),
+              "--model", f"file://{repo}", env={"HOME": str(tmp_path)})
+    assert "6 added" in out and (tmp_path / ".cache" / "styleid" / "artifacts").is_dir()
 
 
 def _copy_people(src: Path, dest: Path, people: list[str], per: int) -> None:

@@ -147,7 +147,8 @@ def export(out: Path = typer.Option(Path("exported"), "--out", help="the folder 
 @stage
 def index(folder: Path = typer.Argument(..., help="a folder of gallery images (searched recursively)"),
           out: Path = typer.Option(..., "--out", help="the index folder to write or update"),
-          model: Optional[Path] = typer.Option(None, "--model", help="an exported model folder or a repository (default: this repository's)")) -> None:
+          model: Optional[str] = typer.Option(None, "--model", help="an exported model folder, a repository, or a repository's git URL "
+                                              "(its styleid-model DVC artifact; URL#v1.0.0 for a version); default: this repository's")) -> None:
     """Index every image under FOLDER; run again, only new or changed files are embedded and removed ones dropped."""
     from styleid.gallery.folder_index import build_index
     from styleid.gallery.model_dir import find_model

@@ -1,22 +1,60 @@
-"""Where a trained model comes from for people's own galleries: an exported folder (model.onnx + model.json),
-or a repository's models/ (found from any directory by walking up to the repository root)."""
+"""Where a trained model comes from for people's own galleries: an exported folder (model.json + model.onnx), a
+repository's models/ (found from any directory by walking up to the repository root), or a DVC artifact (a git
+URL: the registered `styleid-model` artifact and its model.json, fetched with DVC into a local cache)."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from styleid.errors import StyleidError
 
 MODEL_FILES = ("model.json", "model.onnx")
+ARTIFACT = "styleid-model"  # dvc.yaml's artifacts: name of models/model.onnx
+CACHE = Path.home() / ".cache" / "styleid" / "artifacts"
 
 
-def find_model(asked: Path | None) -> Path:
-    """`asked` (a folder holding model.json and model.onnx, or a repository root with models/), else the enclosing
-    repository's models/; a one-line error naming what is missing otherwise."""
+def _is_url(text: str) -> bool:
+    return "://" in text or text.startswith("git@")
+
+
+def fetch_artifact(url: str, rev: str = "") -> Path:
+    """The model registered in the repository at `url` (dvc artifacts get: the latest version, or `rev`), with its
+    model.json (dvc get), in a local cache folder; fetched once per (url, rev)."""
+    folder = CACHE / hashlib.sha1(f"{url}@{rev}".encode()).hexdigest()[:16]
+    if all((folder / f).is_file() for f in MODEL_FILES):
+        return folder
+    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    tmp = folder.with_name(folder.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    commands = [[dvc, "artifacts", "get", url, ARTIFACT, *(["--rev", rev] if rev else []), "-o", str(tmp / "model.onnx")],
+                [dvc, "get", url, "models/model.json", "-o", str(tmp / "model.json")]]
+    for command in commands:
+        proc = subprocess.run(command, capture_output=True, text=True)
+        if proc.returncode != 0 or not (tmp / Path(command[-1]).name).is_file():
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise StyleidError(f"{url}: could not fetch the {ARTIFACT} artifact ({last}); register a version (an annotated "
+                               "git tag styleid-model@vX.Y.Z) and `dvc push` the model there")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def find_model(asked: Path | str | None) -> Path:
+    """`asked` (a folder holding model.json and model.onnx, a repository root with models/, or a git URL of a repository
+    that registered the styleid-model artifact), else the enclosing repository's models/; a one-line error otherwise."""
+    if asked is not None and _is_url(str(asked)):
+        url, _, rev = str(asked).partition("#")  # URL#v1.0.0: that version
+        return fetch_artifact(url, rev)
+    asked = Path(asked) if asked is not None else None
     candidates = [asked, asked / "models"] if asked else [p / "models" for p in (Path.cwd(), *Path.cwd().parents)]
     for folder in candidates:
         if folder is not None and all((folder / f).is_file() for f in MODEL_FILES):
             return folder.resolve()
     where = asked or Path.cwd()
     raise StyleidError(f"{where}: no trained model (model.json + model.onnx); pass --model DIR (a `styleid export` folder or a "
-                       "repository), or run `dvc repro export` in the repository")
+                       "repository) or a repository's git URL (its styleid-model artifact), or run `dvc repro export` here")
