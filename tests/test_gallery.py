@@ -32,6 +32,7 @@ def _image(path: Path, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("exported")
+    __import__("torch").manual_seed(0)  # the same random weights every run
     model = build(ModelConfig("facenet", "none", 96, embed_dim=16))
     save(model, folder)
     export_onnx(model, folder / "model.onnx")

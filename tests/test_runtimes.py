@@ -21,7 +21,10 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is a dependency of stylei
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
+    import torch
+
     folder = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)  # the same random weights every run
     model = build(ModelConfig("facenet", "none", 96, embed_dim=32))  # random weights: any wiring mistake shows
     save(model, folder)
     error = export_onnx(model, folder / runtimes.ONNX_FILE)
@@ -52,8 +55,8 @@ def test_each_installed_runtime_embeds_what_torch_embeds_and_retrieves_the_same(
     assert np.abs(torch_rows - other).max() < 1e-4
     queries, gallery = slice(0, 4), slice(4, 12)  # the first image of each person queries the other eight
     rankings = [faiss_index.search(faiss_index.build(rows[gallery]), rows[queries], 8)[1] for rows in (torch_rows, other)]
-    assert np.array_equal(rankings[0][:, :2], rankings[1][:, :2])  # each person's own two images first, in the same order
-    # beyond them, orders may differ only where torch itself scores two gallery images within float tolerance
+    assert all(set(a) == set(b) for a, b in zip(rankings[0][:, :2], rankings[1][:, :2]))  # each person's own two images first
+    # orders may differ only where torch itself scores two gallery images within float tolerance
     torch_scores = torch_rows[queries] @ torch_rows[gallery].T
     for q, (mine, theirs) in enumerate(zip(*rankings)):
         mismatched = mine != theirs

@@ -77,6 +77,7 @@ def _start(index: Path, until=lambda body: body["status"] != "loading", **env) -
 def gallery(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     model_dir = root / "model"
+    __import__("torch").manual_seed(0)  # the same random weights every run
     model = build(ModelConfig("facenet", "none", 96, embed_dim=16))
     save(model, model_dir)
     export_onnx(model, model_dir / "model.onnx")
