@@ -29,21 +29,16 @@ def _need(path: Path, target: str) -> None:
 
 
 def _embed_photos(photos: List[Path], params) -> np.ndarray:
-    from styleid.data.align import FaceAligner, query_settings
-    from styleid.images import load_rgb
-    from styleid.inference.embed import embed_images
-    from styleid.inference.normalize import l2_normalize
-    from styleid.inference.transforms import eval_transform
+    """The photos as the pipeline embedded its test queries: its alignment, flip averaging and runtime."""
+    from styleid.data.align import query_settings
     from styleid.devices import best
-    from styleid.inference.runtimes import load_runtime
+    from styleid.gallery.embedder import PhotoEmbedder
+    from styleid.images import load_rgb
 
-    model = load_runtime(params.embed.runtime, MODEL_DIR, best())
-    d = params.data
+    d, e = params.data, params.embed
     settings = query_settings(read_json(ALIGNED_INDEX) if ALIGNED_INDEX.is_file() else None, d.align, d.align_size, d.align_margin)
-    aligner = FaceAligner(settings) if settings.method == "mtcnn" else None
-    images = [load_rgb(photo) for photo in photos]  # a bad file is a one-line error naming it
-    images = [aligner(img).crop for img in images] if aligner else images
-    return l2_normalize(embed_images(model, images, eval_transform(model.spec), params.embed.flip_tta, params.embed.batch_size))
+    embedder = PhotoEmbedder(MODEL_DIR, settings, e.flip_tta, e.runtime, best(), e.batch_size)
+    return embedder.embed([load_rgb(photo) for photo in photos])  # a bad file is a one-line error naming it
 
 
 @app.command("search")
@@ -136,7 +131,7 @@ def export(out: Path = typer.Option(Path("exported"), "--out", help="the folder 
     from styleid.gallery.export import export_model
     from styleid.params import load_params
 
-    card = export_model(Path.cwd(), out, load_params(params_file))
+    card = export_model(out, load_params(params_file))
     match = card.get("match") or {}
     typer.echo(f"{out}: model.onnx, model.json, card.json ({card['backbone']}, {card['embedding_size']}-d; test score "
                f"{card['test_metrics'].get('score', '-')}; same-person threshold {match.get('threshold', '-')} at "

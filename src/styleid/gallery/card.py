@@ -36,19 +36,25 @@ def calibrate(query_rows: np.ndarray, query_people: list[str], gallery_rows: np.
             "true_match_rate": round(float((genuine > threshold).mean()), 4), "pairs": int(sims.size)}
 
 
-def make_card(repo: Path, params, threshold: dict) -> dict:
-    """The card for the repository's trained model, from its model.json, params, alignment and metrics."""
-    model = read_json(repo / "models" / "model.json")
-    aligned = read_json(repo / "data" / "aligned" / "index.json") if (repo / "data" / "aligned" / "index.json").is_file() else {}
-    metrics = read_json(repo / "metrics" / "eval.json") if (repo / "metrics" / "eval.json").is_file() else {}
-    source = read_json(repo / "data" / "source.json") if (repo / "data" / "source.json").is_file() else {}
+def _read(path: Path) -> dict:
+    return read_json(path) if path.is_file() else {}
+
+
+def make_card(params, threshold: dict) -> dict:
+    """The card for the repository's trained model (run from its root), from its model.json, params, alignment and metrics."""
+    from styleid.artifacts import ALIGNED_INDEX, METRICS, MODEL_DIR, SOURCE
+    from styleid.data.align import query_settings
+
+    model, metrics, source = read_json(MODEL_DIR / "model.json"), _read(METRICS / "eval.json"), _read(SOURCE)
+    d = params.data
+    align = query_settings(_read(ALIGNED_INDEX) or None, d.align, d.align_size, d.align_margin)  # as `styleid search` aligns photos
     return {
         "format": "styleid model card 1",
         "backbone": model["backbone"], "pretrained": params.pretrained,
         "input": {"size": model["input_size"], "mean": model["mean"], "std": model["std"], "normalize": model["normalize_input"],
                   "interpolation": model["interpolation"], "crop_pct": model["crop_pct"], "layout": "NCHW float32 RGB in [0, 1] before normalisation"},
         "embedding_size": model["embed_dim"] or model["feature_dim"],
-        "alignment": {"method": aligned.get("method", "none"), "size": aligned.get("size", 256), "margin": aligned.get("margin", 0.2)},
+        "alignment": {"method": align.method, "size": align.size, "margin": align.margin},
         "flip_tta": params.embed.flip_tta,
         "training_data": {"source": params.data.source, "test_source": params.data.test_source, "protocol": params.data.protocol,
                           "layout": source.get("layout", "")},

@@ -1,5 +1,6 @@
-"""Photos -> embeddings with a model folder (model.json + model.onnx): the model's own transform, face
-alignment as the card says, flip averaging, L2 normalisation. Loaded once, used for many calls."""
+"""Photos -> embeddings with a trained model: the model's own transform, face alignment, flip averaging, L2
+normalisation. Loaded once, used for many calls: by `styleid search` (the pipeline's settings), and by folder
+indexes and the server (the settings in the model's card)."""
 
 from __future__ import annotations
 
@@ -7,31 +8,41 @@ from pathlib import Path
 
 import numpy as np
 
+from styleid.data.align import AlignSettings
 from styleid.fileio import read_json
 
 
 class PhotoEmbedder:
-    def __init__(self, model_dir: Path, align: bool = True, runtime: str = "auto"):
+    def __init__(self, model_dir: Path, align: AlignSettings, flip: bool, runtime: str = "auto", device: str = "cpu",
+                 batch_size: int = 64):
         import torch
 
-        from styleid.data.align import AlignSettings, FaceAligner
+        from styleid.data.align import FaceAligner
         from styleid.inference.runtimes import load_runtime
         from styleid.inference.transforms import eval_transform
 
-        self.model = load_runtime(runtime, model_dir, torch.device("cpu"))
+        self.model = load_runtime(runtime, model_dir, torch.device(device))
         self.transform = eval_transform(self.model.spec)
+        self.flip, self.batch_size = flip, batch_size
+        self.aligner = FaceAligner(align) if align.method == "mtcnn" else None
+
+    @classmethod
+    def from_card(cls, model_dir: Path, align: bool = True) -> "PhotoEmbedder":
+        """As the model's card.json says (alignment, flip averaging); align=False: the images go in as they are."""
         card = read_json(model_dir / "card.json") if (model_dir / "card.json").is_file() else {}
         alignment = card.get("alignment", {"method": "none"})
-        self.flip = card.get("flip_tta", True)
-        self.aligner = (FaceAligner(AlignSettings("mtcnn", alignment.get("size", 256), alignment.get("margin", 0.2)))
-                        if align and alignment.get("method") == "mtcnn" else None)
+        method = alignment.get("method", "none") if align else "none"
+        return cls(model_dir, AlignSettings(method, alignment.get("size", 256), alignment.get("margin", 0.2)), card.get("flip_tta", True))
 
     def crops(self, images: list) -> list:
         """What the model sees of each photo: its face crop when the model was trained on aligned photos."""
         return [self.aligner(img).crop for img in images] if self.aligner else list(images)
 
-    def embed(self, images: list) -> np.ndarray:
+    def embed_crops(self, crops: list) -> np.ndarray:
         from styleid.inference.embed import embed_images
         from styleid.inference.normalize import l2_normalize
 
-        return l2_normalize(embed_images(self.model, self.crops(images), self.transform, self.flip))
+        return l2_normalize(embed_images(self.model, crops, self.transform, self.flip, self.batch_size))
+
+    def embed(self, images: list) -> np.ndarray:
+        return self.embed_crops(self.crops(images))

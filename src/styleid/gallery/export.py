@@ -8,42 +8,36 @@ from pathlib import Path
 
 import numpy as np
 
+from styleid.artifacts import MODEL_DIR
 from styleid.errors import StyleidError
 from styleid.fileio import atomic_dir, write_json
 from styleid.gallery.card import calibrate, make_card
 
 
-def validation_threshold(repo: Path, params) -> dict:
+def validation_threshold(params) -> dict:
     """Embed the validation people's query photos and gallery renders (as the pipeline aligned them) and calibrate."""
-    import os
-
     from styleid.artifacts import load_split
     from styleid.inference.engines import open_engine
     from styleid.inference.normalize import l2_normalize
 
-    here = Path.cwd()
-    os.chdir(repo)  # the split's paths are relative to the repository
-    try:
-        split = load_split()
-        parts = {name: split[name] for name in ("val_query", "val_gallery")}
-        if not parts["val_query"] or not parts["val_gallery"]:
-            return {}
-        with open_engine(Path("models"), params.embed) as engine:
-            rows = {name: l2_normalize(np.concatenate(list(engine.iter_embed([Path(e["image"]) for e in entries]))))
-                    for name, entries in parts.items()}
-    finally:
-        os.chdir(here)
+    split = load_split()
+    parts = {name: split[name] for name in ("val_query", "val_gallery")}
+    if not parts["val_query"] or not parts["val_gallery"]:
+        return {}
+    with open_engine(MODEL_DIR, params.embed) as engine:
+        rows = {name: l2_normalize(np.concatenate(list(engine.iter_embed([Path(e["image"]) for e in entries]))))
+                for name, entries in parts.items()}
     return calibrate(rows["val_query"], [e["person"] for e in parts["val_query"]], rows["val_gallery"], [e["person"] for e in parts["val_gallery"]])
 
 
-def export_model(repo: Path, out: Path, params) -> dict:
-    models = repo / "models"
+def export_model(out: Path, params) -> dict:
+    """From the repository root (the pipeline's paths are relative to it)."""
     for name in ("model.json", "model.onnx"):
-        if not (models / name).is_file():
-            raise StyleidError(f"{models / name}: missing; run `dvc repro export` first")
-    card = make_card(repo, params, validation_threshold(repo, params))
+        if not (MODEL_DIR / name).is_file():
+            raise StyleidError(f"{MODEL_DIR / name}: missing; run `dvc repro export` first")
+    card = make_card(params, validation_threshold(params))
     with atomic_dir(out) as tmp:
         for name in ("model.json", "model.onnx"):
-            shutil.copy2(models / name, tmp / name)
+            shutil.copy2(MODEL_DIR / name, tmp / name)
         write_json(tmp / "card.json", card)
     return card

@@ -61,6 +61,7 @@ def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int 
     import faiss
 
     from styleid.gallery.embedder import PhotoEmbedder
+    from styleid.search import index as faiss_index
 
     start = time.perf_counter()
     if not folder.is_dir():
@@ -75,7 +76,7 @@ def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int 
     skipped: list[tuple[str, str]] = []
     fresh: dict[str, np.ndarray] = {}
     if todo:
-        embedder = PhotoEmbedder(model_dir, align=False)  # gallery images are renders: as the pipeline, no face crops unless the model's data had them
+        embedder = PhotoEmbedder.from_card(model_dir, align=False)  # gallery images go in as they are (no face crops)
         for lo in range(0, len(todo), batch_size):
             images, names = [], []
             for rel in todo[lo : lo + batch_size]:
@@ -91,8 +92,7 @@ def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int 
     if not keep:
         raise StyleidError(f"{folder}: none of its images could be read (first: {skipped[0][0]}: {skipped[0][1]})")
     rows = np.stack([old_rows[p] if p in unchanged else fresh[p] for p in keep]).astype(np.float32)
-    index = faiss.IndexFlatIP(rows.shape[1])
-    index.add(rows)
+    index = faiss_index.build(rows)  # exact inner product over unit rows: cosine
     with atomic_dir(index_dir) as tmp:
         write_json(tmp / FILES, {"folder": str(folder.resolve()), "files": [{"path": p, **current[p]} for p in keep]})
         np.save(tmp / EMBEDDINGS, rows)
@@ -113,9 +113,9 @@ class FolderIndex:
 
     folder: Path
     paths: list[str]
-    rows: np.ndarray
     index: object
     model_dir: Path
+    card: dict  # the model's card.json ({} without one): its match threshold marks the results
 
     @classmethod
     def load(cls, index_dir: Path) -> "FolderIndex":
@@ -124,10 +124,12 @@ class FolderIndex:
         if not (index_dir / FILES).is_file() or not (index_dir / FAISS).is_file():
             raise StyleidError(f"{index_dir}: not a styleid index; make one with `styleid index FOLDER --out {index_dir}`")
         doc = read_json(index_dir / FILES)
-        return cls(Path(doc["folder"]), [f["path"] for f in doc["files"]], np.load(index_dir / EMBEDDINGS),
-                   faiss.read_index(str(index_dir / FAISS)), index_dir / MODEL)
+        card = index_dir / MODEL / "card.json"
+        return cls(Path(doc["folder"]), [f["path"] for f in doc["files"]], faiss.read_index(str(index_dir / FAISS)), index_dir / MODEL,
+                   read_json(card) if card.is_file() else {})
 
     def search(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(top_k, len(self.paths))
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        from styleid.search import index as faiss_index
+
+        scores, ids = faiss_index.search(self.index, queries, min(top_k, len(self.paths)))
         return ids, scores

@@ -42,18 +42,18 @@ class Service:
             from styleid.gallery.folder_index import FolderIndex
 
             self.index = FolderIndex.load(self.index_dir)
-            self.embedder = PhotoEmbedder(self.index.model_dir)
+            self.embedder = PhotoEmbedder.from_card(self.index.model_dir)
             self.status = "ready"
         except Exception as exc:  # reported by /health and every /search, never a crash
             self.status, self.error = "failed", " ".join(str(exc).split())[:300]
             log.error("serve: cannot load %s: %s", self.index_dir, self.error)
 
     def search(self, image, top_k: int) -> dict:
-        from styleid.gallery.search import search_images
+        from styleid.gallery.search import rank
 
         with self._lock:
-            crop = self.embedder.crops([image])[0]
-            results, how = search_images([image], ["upload"], self.index, self.embedder, top_k)
+            crop = self.embedder.crops([image])[0]  # aligned once: shown to the user and embedded
+            results, how = rank(self.embedder.embed_crops([crop]), ["upload"], self.index, top_k)
         buffer = io.BytesIO()
         crop.save(buffer, format="PNG")
         return {"score": how, "matches": results[0]["matches"], "query_crop": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()}
