@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from styleid.errors import ParamsError
-from styleid.inference.transforms import eval_transform
+from styleid.inference.transforms import eval_input_transform
 from styleid.models.backbones import check_name, create_backbone
 from styleid.models.embedder import ModelConfig, build, load, save
 
@@ -52,7 +52,7 @@ def test_embedder_round_trips_through_safetensors(tmp_path):
     model = build(ModelConfig("mobilenetv2_100", "none", input_size=64, embed_dim=16, crop_pct=1.0, normalize_input=True)).eval()
     save(model, tmp_path)
     again = load(tmp_path)
-    x = eval_transform(again.spec)(Image.fromarray(data.astronaut()))[None]
+    x = eval_input_transform(again.spec)(Image.fromarray(data.astronaut()))[None]
     assert x.shape[-1] == 64
     with torch.no_grad():
         assert torch.allclose(model(x), again(x))

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from styleid.errors import StyleidError
-from styleid.inference.transforms import eval_transform
+from styleid.inference.transforms import eval_input_transform
 from styleid.models import facenet
 from styleid.models.embedder import ModelConfig, build
 from styleid.training.freeze import apply_freeze, set_train_mode
@@ -28,7 +28,7 @@ def _astronaut_face() -> Image.Image:
 def test_conversion_matches_opencv_forward_pass(converted):
     model, net = converted
     spec = build(ModelConfig("facenet", "none", 0, 0, 1.0, True)).spec
-    face = eval_transform(spec)(_astronaut_face()).numpy()[None]
+    face = eval_input_transform(spec)(_astronaut_face()).numpy()[None]
     noise = np.random.default_rng(1).standard_normal((2, 3, 160, 160)).astype(np.float32)
     assert facenet.conversion_error(model, net, np.concatenate([face, noise])) < facenet.MAX_CONVERSION_ERROR
 
@@ -53,7 +53,7 @@ def test_facenet_follows_its_own_input_config():
 def test_facenet_offline_separates_a_face_from_other_images(converted):
     model, _ = converted
     spec = build(ModelConfig("facenet", "none", 0, 0, 1.0, True)).spec
-    tf = eval_transform(spec)
+    tf = eval_input_transform(spec)
     from skimage import data
 
     face = _astronaut_face()

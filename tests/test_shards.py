@@ -65,7 +65,7 @@ def test_aqe_over_lazy_rows_equals_aqe_over_the_whole_matrix(tmp_path):
         writer.add(gallery)
     ids = np.argsort(-(queries @ gallery.T), axis=1)[:, :20]
     scores = np.take_along_axis(queries @ gallery.T, ids, axis=1)
-    for method in ("aqe", "kreciprocal"):
+    for method in ("aqe", "kreciprocal", "kreciprocal_local"):
         whole = rerank_head(method, queries, gallery, ids, scores, 10, RerankSettings())
         lazy = rerank_head(method, queries, shards.Rows(tmp_path / "g"), ids, scores, 10, RerankSettings())
         np.testing.assert_array_equal(whole[0], lazy[0])
@@ -81,8 +81,10 @@ def test_retrieve_reranks_per_query_in_blocks_with_the_same_result(monkeypatch):
     rng = np.random.default_rng(1)
     gallery, queries = l2_normalize(rng.normal(size=(60, 8))), l2_normalize(rng.normal(size=(25, 8)))
     index = faiss_index.build(gallery)
-    whole = retriever.retrieve(index, queries, 30, RetrieveParams(rerank="aqe", depth=20), lambda: gallery)
-    monkeypatch.setattr(retriever, "QUERY_BLOCK", 7)  # blocks of 7, 7, 7 and 4 queries
-    blocked = retriever.retrieve(index, queries, 30, RetrieveParams(rerank="aqe", depth=20), lambda: gallery)
-    np.testing.assert_array_equal(whole[0], blocked[0])
-    np.testing.assert_allclose(whole[1], blocked[1], atol=1e-6)
+    for method in ("aqe", "kreciprocal_local"):
+        monkeypatch.setattr(retriever, "QUERY_BLOCK", 1024)
+        whole = retriever.retrieve(index, queries, 30, RetrieveParams(rerank=method, depth=20), lambda: gallery)
+        monkeypatch.setattr(retriever, "QUERY_BLOCK", 7)  # blocks of 7, 7, 7 and 4 queries
+        blocked = retriever.retrieve(index, queries, 30, RetrieveParams(rerank=method, depth=20), lambda: gallery)
+        np.testing.assert_array_equal(whole[0], blocked[0])
+        np.testing.assert_allclose(whole[1], blocked[1], atol=1e-6)

@@ -194,3 +194,34 @@ def test_exaggerate_magnifies_or_shrinks_a_face_region_and_is_seeded():
     torch.manual_seed(3)
     assert np.array_equal(first, np.asarray(warp(img))) and not np.array_equal(first, np.asarray(img))
     assert Exaggerate(0.0, 0.5)(img) is img
+
+
+def test_decoded_cache_gives_the_very_same_training_items(tmp_path, lite0):
+    from styleid.training.datasets import TrainDataset
+
+    paths = []
+    for k in range(4):
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray((np.random.default_rng(k).random((40, 48, 3)) * 255).astype(np.uint8)).save(paths[-1])
+    tf = train_transform(lite0.spec, True, AugmentParams(style=0.5, edges=0.3), ["painterly"])
+    args = (paths, [0, 0, 1, 1], ["photo", "render", "photo", "render"], tf, tf)
+    cached, plain, over = TrainDataset(*args, cache_bytes=1e9), TrainDataset(*args), TrainDataset(*args, cache_bytes=100)
+    assert cached.decoded.arrays is not None and plain.decoded.arrays is None and over.decoded.arrays is None  # 0 = off; over budget = off
+    (tmp_path / "0.png").unlink()  # decoded once: the cached dataset no longer reads the file
+    for i in range(1, 4):
+        a, b = cached[(i, 7)], plain[(i, 7)]
+        assert a[0].dtype == torch.uint8 and torch.equal(a[0], b[0]) and a[1] == b[1]
+    assert cached[(0, 7)][0].shape == a[0].shape
+
+
+def test_pixels_become_model_input_per_batch_exactly_as_per_image(lite0):
+    from styleid.inference.transforms import eval_transform, model_input, prepare_batch
+
+    imgs = [Image.fromarray((np.random.default_rng(k).random((70, 64, 3)) * 255).astype(np.uint8)) for k in range(3)]
+    pixels = torch.stack([eval_transform(lite0.spec)(img) for img in imgs])
+    assert pixels.dtype == torch.uint8
+    batch = prepare_batch(lite0.spec, pixels)
+    assert torch.equal(batch, torch.stack([model_input(lite0.spec)(p) for p in pixels]))
+    assert prepare_batch(lite0.spec, batch) is batch  # model input passes through
+    with pytest.raises(TypeError, match="model_input"):
+        prepare_batch(None, pixels)

@@ -37,7 +37,7 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
 
     d, e = params.data, params.embed
     settings = query_settings(read_json(ALIGNED_INDEX) if ALIGNED_INDEX.is_file() else None, d.align, d.align_size, d.align_margin)
-    embedder = PhotoEmbedder(MODEL_DIR, settings, e.flip_tta, e.runtime, best(), e.batch_size)
+    embedder = PhotoEmbedder(MODEL_DIR, settings, e.flip_tta, e.runtime, best(), e.batch_size, e.precision)
     return embedder.embed([load_rgb(photo) for photo in photos])  # a bad file is a one-line error naming it
 
 

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from styleid.errors import StyleidError
+from styleid.errors import ParamsError, StyleidError
 from styleid.inference.transforms import eval_transform
 from styleid.models.embedder import spec_from_json
 from styleid.params import EmbedParams
@@ -75,6 +75,8 @@ class RayEngine:
 
     def __init__(self, model_dir: Path, params: EmbedParams, num_cpus: int | None = None):
         self.model_dir, self.params, self.num_cpus = Path(model_dir), params, num_cpus
+        if params.precision != "fp32":
+            raise ParamsError(f"embed.engine ray runs the torch model, which has no {params.precision}; set embed.precision: fp32 or embed.engine: local")
         self.ray = require_ray()
         self._started = False
 

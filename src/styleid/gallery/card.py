@@ -56,6 +56,7 @@ def make_card(params, threshold: dict) -> dict:
         "embedding_size": model["embed_dim"] or model["feature_dim"],
         "alignment": {"method": align.method, "size": align.size, "margin": align.margin},
         "flip_tta": params.embed.flip_tta,
+        "precision": params.embed.precision,  # model.onnx, or model.int8.onnx when int8
         "training_data": {"source": params.data.source, "test_source": params.data.test_source, "protocol": params.data.protocol,
                           "layout": source.get("layout", "")},
         "params": {"lr": params.lr, "epochs": params.epochs, "batch_size": params.batch_size, "seed": params.seed, "loss": params.train.loss,

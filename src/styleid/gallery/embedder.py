@@ -14,25 +14,32 @@ from styleid.fileio import read_json
 
 class PhotoEmbedder:
     def __init__(self, model_dir: Path, align: AlignSettings, flip: bool, runtime: str = "auto", device: str = "cpu",
-                 batch_size: int = 64):
+                 batch_size: int = 64, precision: str = "fp32"):
         import torch
 
         from styleid.data.align import FaceAligner
         from styleid.inference.runtimes import load_runtime
         from styleid.inference.transforms import eval_transform
 
-        self.model = load_runtime(runtime, model_dir, torch.device(device))
+        self.model = load_runtime(runtime, model_dir, torch.device(device), precision)
         self.transform = eval_transform(self.model.spec)
         self.flip, self.batch_size = flip, batch_size
         self.aligner = FaceAligner(align) if align.method == "mtcnn" else None
 
     @classmethod
     def from_card(cls, model_dir: Path, align: bool = True) -> "PhotoEmbedder":
-        """As the model's card.json says (alignment, flip averaging); align=False: the images go in as they are."""
+        """As the model's card.json says (alignment, flip averaging, precision when its file is there); align=False: the
+        images go in as they are."""
+        from styleid.inference.runtimes import ONNX_FILES
+
         card = read_json(model_dir / "card.json") if (model_dir / "card.json").is_file() else {}
         alignment = card.get("alignment", {"method": "none"})
         method = alignment.get("method", "none") if align else "none"
-        return cls(model_dir, AlignSettings(method, alignment.get("size", 256), alignment.get("margin", 0.2)), card.get("flip_tta", True))
+        precision = card.get("precision", "fp32")
+        if precision not in ONNX_FILES or not (model_dir / ONNX_FILES[precision]).is_file():
+            precision = "fp32"  # a folder exported without its int8 file still works, at full precision
+        return cls(model_dir, AlignSettings(method, alignment.get("size", 256), alignment.get("margin", 0.2)), card.get("flip_tta", True),
+                   precision=precision)
 
     def crops(self, images: list) -> list:
         """What the model sees of each photo: its face crop when the model was trained on aligned photos."""

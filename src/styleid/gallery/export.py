@@ -12,6 +12,7 @@ from styleid.artifacts import MODEL_DIR
 from styleid.errors import StyleidError
 from styleid.fileio import atomic_dir, write_json
 from styleid.gallery.card import calibrate, make_card
+from styleid.inference.runtimes import INT8_FILE
 
 
 def validation_threshold(params) -> dict:
@@ -37,7 +38,8 @@ def export_model(out: Path, params) -> dict:
             raise StyleidError(f"{MODEL_DIR / name}: missing; run `dvc repro export` first")
     card = make_card(params, validation_threshold(params))
     with atomic_dir(out) as tmp:
-        for name in ("model.json", "model.onnx"):
-            shutil.copy2(MODEL_DIR / name, tmp / name)
+        for name in ("model.json", "model.onnx", INT8_FILE):
+            if (MODEL_DIR / name).is_file():
+                shutil.copy2(MODEL_DIR / name, tmp / name)
         write_json(tmp / "card.json", card)
     return card

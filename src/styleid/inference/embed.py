@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from styleid.inference.dataset import ImageDataset
+from styleid.inference.transforms import prepare_batch
 
 
 def device_of(model) -> torch.device:
@@ -21,8 +22,9 @@ def device_of(model) -> torch.device:
 
 
 def embed_batch(model: nn.Module, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
-    """One batch through the model (channels_last); flip: sum of the L2-normalised image and mirror embeddings."""
-    images = images.to(device_of(model), non_blocking=True)
+    """One batch (uint8 pixels, or model input) through the model (channels_last); flip: sum of the L2-normalised image and
+    mirror embeddings."""
+    images = prepare_batch(getattr(model, "spec", None), images.to(device_of(model), non_blocking=True))
     layout = torch.channels_last if isinstance(model, nn.Module) else torch.contiguous_format  # exported runtimes take plain NCHW
     out = model(images.contiguous(memory_format=layout)).float()
     if flip:

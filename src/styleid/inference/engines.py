@@ -40,7 +40,7 @@ class LocalEngine:
         from styleid.inference.runtimes import load_runtime
         from styleid.inference.transforms import eval_transform
 
-        self.model = load_runtime(self.params.runtime, self.model_dir, devices.best())
+        self.model = load_runtime(self.params.runtime, self.model_dir, devices.best(), self.params.precision)
         self.transform = eval_transform(self.model.spec)
         return self
 

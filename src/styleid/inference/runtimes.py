@@ -22,8 +22,10 @@ from styleid.registry import Registry
 log = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"  # the export, statically quantised (inference/quantize.py): embed.precision int8
+ONNX_FILES = {"fp32": ONNX_FILE, "int8": INT8_FILE}
 FASTEST_FIRST = ("onnxruntime", "openvino", "torch")  # `make bench` on 2 CPU cores: 25.7 / 23.7 / 14.5 images/s (FaceNet, 160 px)
-RUNTIMES: Registry = Registry("runtime")  # name -> (installed() -> bool, load(model_dir, device) -> callable)
+RUNTIMES: Registry = Registry("runtime")  # name -> (installed() -> bool, load(model_dir, device, precision) -> callable)
 
 
 class OnnxModel:
@@ -43,10 +45,11 @@ class OnnxModel:
         return self
 
 
-def _onnx_path(model_dir: Path) -> Path:
-    path = Path(model_dir) / ONNX_FILE
+def _onnx_path(model_dir: Path, precision: str) -> Path:
+    path = Path(model_dir) / ONNX_FILES[precision]
     if not path.is_file():
-        raise StyleidError(f"{path}: missing; run `dvc repro export` (or set embed.runtime: torch)")
+        fix = "set embed.precision: fp32" if precision == "int8" else "set embed.runtime: torch"
+        raise StyleidError(f"{path}: missing; run `dvc repro export` (or {fix})")
     return path
 
 
@@ -54,13 +57,16 @@ def _threads() -> int:
     return torch.get_num_threads() or os.cpu_count() or 1
 
 
-def _load_torch(model_dir: Path, device: torch.device):
+def _load_torch(model_dir: Path, device: torch.device, precision: str):
     from styleid.models.embedder import load
 
+    if precision != "fp32":
+        raise StyleidError(f"embed.precision {precision} runs on onnxruntime or openvino, not torch: pip install onnxruntime "
+                           "and set embed.runtime: auto, or set embed.precision: fp32")
     return load(Path(model_dir)).to(device)
 
 
-def _load_onnxruntime(model_dir: Path, device: torch.device) -> OnnxModel:
+def _load_onnxruntime(model_dir: Path, device: torch.device, precision: str) -> OnnxModel:
     import onnxruntime as ort
 
     from styleid.models.embedder import load_spec
@@ -70,17 +76,17 @@ def _load_onnxruntime(model_dir: Path, device: torch.device) -> OnnxModel:
     options.log_severity_level = 3
     available = ort.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider",) if device.type == "cuda" and p in available] + ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(_onnx_path(model_dir)), options, providers=providers)
+    session = ort.InferenceSession(str(_onnx_path(model_dir, precision)), options, providers=providers)
     name = session.get_inputs()[0].name
     return OnnxModel(lambda x: session.run(None, {name: x})[0], load_spec(Path(model_dir)), "onnxruntime")
 
 
-def _load_openvino(model_dir: Path, device: torch.device) -> OnnxModel:
+def _load_openvino(model_dir: Path, device: torch.device, precision: str) -> OnnxModel:
     import openvino as ov
 
     from styleid.models.embedder import load_spec
 
-    compiled = ov.Core().compile_model(str(_onnx_path(model_dir)), "CPU", {"INFERENCE_NUM_THREADS": _threads()})
+    compiled = ov.Core().compile_model(str(_onnx_path(model_dir, precision)), "CPU", {"INFERENCE_NUM_THREADS": _threads()})
     request = compiled.create_infer_request()
     return OnnxModel(lambda x: request.infer({0: x})[compiled.output(0)].copy(), load_spec(Path(model_dir)), "openvino")
 
@@ -103,6 +109,7 @@ def resolve(name: str) -> str:
     return name
 
 
-def load_runtime(name: str, model_dir: Path, device: torch.device):
-    """The trained model behind `name`'s runtime: something called on a batch of images, with .spec and .device."""
-    return RUNTIMES.get(resolve(name))[1](model_dir, device)
+def load_runtime(name: str, model_dir: Path, device: torch.device, precision: str = "fp32"):
+    """The trained model behind `name`'s runtime (fp32, or the int8 export): something called on a batch of images, with
+    .spec and .device."""
+    return RUNTIMES.get(resolve(name))[1](model_dir, device, precision)

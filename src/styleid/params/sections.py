@@ -61,6 +61,7 @@ class TrainParams(_Section):
     imagenet_norm: bool = True  # normalise inputs with the backbone's mean/std (off = [0, 1] pixels)
     augment: bool = True  # the augmentations in the augment section
     num_workers: int = 0  # DataLoader workers for image decoding
+    decoded_cache_gb: float = 4.0  # keep the decoded training images in RAM up to this size: each is decoded once, not every epoch (0 = off)
     nproc: int = 1  # training processes (torchrun + DistributedDataParallel; gloo on CPU, nccl on GPUs)
 
     def __post_init__(self) -> None:
@@ -77,6 +78,7 @@ class TrainParams(_Section):
         _check(self.warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0")
         _check(self.patience >= 0, "train.patience", "must be >= 0")
         _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
+        _check(self.decoded_cache_gb >= 0, "train.decoded_cache_gb", "must be >= 0 (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class EmbedParams(_Section):
     adapt: Literal["auto", "none", "center"] = "auto"  # centre queries and gallery on their own means (no labels); auto: what the validation people chose in training
     shard_rows: int = 100_000  # embeddings per .npy shard in data/embeddings/<part>/
     runtime: Runtime = "auto"  # what runs the model: auto (the fastest installed) | torch | onnxruntime | openvino (the last two: models/model.onnx)
+    precision: Literal["fp32", "int8"] = "fp32"  # int8: models/model.int8.onnx (onnxruntime or openvino; see README Speed for its cost in score)
+    calibration_images: int = 128  # training images that calibrate the int8 model's activation ranges
     engine: Engine = "local"  # ray: Ray Data over a cluster (pip install 'styleid[distributed]')
     ray_address: str = ""  # "" = start a local Ray cluster; "auto" = the running one; "ray://host:10001" = a remote one
     ray_actors: int = 0  # model replicas (Ray actors), each loads the model once; 0 = one per GPU, or the CPUs left after one for decoding
@@ -118,6 +122,7 @@ class EmbedParams(_Section):
         _check(1 <= self.batch_size <= 1_000_000, "embed.batch_size", "must be in [1, 1000000]")
         _check(self.num_workers >= 0, "embed.num_workers", "must be >= 0")
         _check(self.shard_rows >= 1, "embed.shard_rows", "must be >= 1")
+        _check(self.calibration_images >= 1, "embed.calibration_images", "must be >= 1")
         _check(self.ray_actors >= 0, "embed.ray_actors", "must be >= 0 (0 = auto)")
         _check(self.ray_cpus_per_actor > 0 and self.ray_gpus_per_actor >= 0, "embed.ray_cpus_per_actor",
                "ray_cpus_per_actor must be > 0 and ray_gpus_per_actor >= 0")

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from styleid.errors import ParamsError, StyleidError
-from styleid.inference.transforms import eval_transform
+from styleid.inference.transforms import eval_input_transform, eval_transform, prepare_batch
 from styleid.models.embedder import Embedder, build, model_config
 from styleid.params import Params
 from styleid.training import checkpoint as checkpoints
@@ -79,7 +79,9 @@ class _Objective(nn.Module):
         self.model, self.loss_fn = model, loss_fn
 
     def forward(self, images: torch.Tensor | None, features: torch.Tensor | None, labels: torch.Tensor, weight: float) -> torch.Tensor:
-        emb = self.model.head(features) if features is not None else self.model(images.contiguous(memory_format=torch.channels_last))
+        if features is not None:
+            return self.loss_fn(self.model.head(features), labels) * weight
+        emb = self.model(prepare_batch(self.model.spec, images).contiguous(memory_format=torch.channels_last))
         return self.loss_fn(emb, labels) * weight
 
 
@@ -140,11 +142,12 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     val_parts = {"holdout": hold, "val_query": data.val_query, "val_gallery": data.val_gallery}
     e = params.embed
     if backbone_frozen(model) and not t.augment:
-        source = FeatureBatches(model.backbone, data.train, labels, val_parts, ev, e.batch_size, t.num_workers, group)
+        source = FeatureBatches(model.backbone, data.train, labels, val_parts, eval_input_transform(model.spec), e.batch_size,
+                                t.num_workers, group)
     else:
         styles = params.augment.styles
         dataset = TrainDataset([p for p, _ in data.train], labels, domains, train_transform(model.spec, t.augment, params.augment, styles, photo=True),
-                               train_transform(model.spec, t.augment, params.augment, styles, photo=False))
+                               train_transform(model.spec, t.augment, params.augment, styles, photo=False), t.decoded_cache_gb * 1e9)
         source = ImageBatches(dataset, val_parts, ev, e.batch_size, t.num_workers, e.flip_tta, group)
     holdout_labels = torch.tensor([classes[p] for _, p in hold], dtype=torch.long) if hold else None
     q_people, g_people = [p for _, p in data.val_query], [p for _, p in data.val_gallery]

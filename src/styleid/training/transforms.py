@@ -16,7 +16,7 @@ from PIL import Image, ImageFilter, ImageOps
 from torchvision.transforms import v2 as T
 
 from styleid.data.stylize import stylize
-from styleid.inference.transforms import eval_transform, interpolation, to_model_input
+from styleid.inference.transforms import eval_transform, interpolation, to_pixels
 from styleid.models.embedder import ModelSpec
 from styleid.params import AugmentParams
 
@@ -89,7 +89,7 @@ class Exaggerate:
 
 def train_transform(spec: ModelSpec, augment: bool, aug: AugmentParams | None = None, styles: Sequence[str] = (),
                     photo: bool = True) -> Callable:
-    """Photo-side augmentation first (style, edges; photos only), then geometry, colour, and the model's normalisation."""
+    """Photo-side augmentation first (style, edges; photos only), then geometry and colour, to uint8 pixels."""
     if not augment:
         return eval_transform(spec)
     aug = aug or AugmentParams()
@@ -103,5 +103,5 @@ def train_transform(spec: ModelSpec, augment: bool, aug: AugmentParams | None = 
         T.RandomGrayscale(p=aug.grayscale),
         T.RandomApply([T.GaussianBlur(5, sigma=(0.1, 2.0))], p=aug.blur),
         T.RandomPosterize(bits=3, p=aug.posterize),
-        *to_model_input(spec),
+        to_pixels(),  # the model's float input is made per batch (inference.transforms.model_input)
     ])

@@ -1,0 +1,83 @@
+"""int8: the quantised export stays close to fp32, runs under the runtimes that take ONNX, and is refused where it cannot run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from styleid.errors import ParamsError, StyleidError
+from styleid.inference import runtimes
+from styleid.inference.engines import open_engine
+from styleid.inference.normalize import l2_normalize
+from styleid.inference.onnx_export import export_onnx
+from styleid.inference.quantize import quantize_export
+from styleid.models.embedder import ModelConfig, build, save
+from styleid.params import EmbedParams
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is a dependency of styleid; install the project with `make`")
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    import torch
+
+    folder = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    model = build(ModelConfig("facenet", "none", 96, embed_dim=32))  # random weights; FaceNet is the backbone int8 is measured on
+    save(model, folder)
+    export_onnx(model, folder / runtimes.ONNX_FILE)
+    images = []
+    for k in range(24):  # six "people", four images each
+        rng = np.random.default_rng(k % 6)
+        base = rng.integers(0, 255, (8, 8, 3)).astype(np.uint8)
+        img = Image.fromarray(base).resize((96, 96), Image.Resampling.BICUBIC)
+        noise = np.random.default_rng(100 + k).integers(-10, 10, (96, 96, 3))
+        images.append(folder / f"{k}.png")
+        Image.fromarray(np.clip(np.asarray(img, np.int16) + noise, 0, 255).astype(np.uint8)).save(images[-1])
+    cosines = quantize_export(folder, images[:16], images[16:], images=12, seed=0)
+    return folder, images, cosines
+
+
+def _embed(folder, images, precision: str, runtime: str = "onnxruntime") -> np.ndarray:
+    with open_engine(folder, EmbedParams(batch_size=8, runtime=runtime, precision=precision)) as engine:
+        return l2_normalize(np.concatenate(list(engine.iter_embed(images))))
+
+
+def test_int8_file_is_written_and_close_to_fp32(quantized):
+    folder, _, cosines = quantized
+    assert (folder / runtimes.INT8_FILE).stat().st_size < (folder / runtimes.ONNX_FILE).stat().st_size / 2  # int8 weights: about a quarter
+    assert cosines["int8_min_cosine"] >= 0.98 and cosines["int8_mean_cosine"] >= cosines["int8_min_cosine"]
+
+
+def test_int8_embeddings_retrieve_the_same_people(quantized):
+    folder, images, _ = quantized
+    fp32, int8 = _embed(folder, images, "fp32"), _embed(folder, images, "int8")
+    assert not np.allclose(fp32, int8, atol=1e-6)  # really the other model
+    assert float((fp32 * int8).sum(1).min()) > 0.9
+    queries, gallery = slice(0, 6), slice(6, 24)
+    people = np.arange(24) % 6
+    for rows in (fp32, int8):
+        nearest = (rows[queries] @ rows[gallery].T).argmax(1)
+        assert (people[6:][nearest] == people[:6]).all()
+
+
+def test_int8_on_torch_or_ray_or_without_its_file_is_one_line(quantized, tmp_path):
+    folder, images, _ = quantized
+    with pytest.raises(StyleidError, match="not torch"):
+        _embed(folder, images, "int8", runtime="torch")
+    with pytest.raises(ParamsError, match="embed.precision: fp32"):
+        from styleid.distributed.ray_embed import RayEngine
+
+        RayEngine(folder, EmbedParams(engine="ray", precision="int8"))
+    for name in ("model.json", "model.safetensors", runtimes.ONNX_FILE):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    with pytest.raises(StyleidError, match=r"model.int8.onnx: missing; run `dvc repro export` \(or set embed.precision: fp32\)"):
+        _embed(tmp_path, images, "int8")
+
+
+def test_params_refuse_an_unknown_precision():
+    from styleid.params import params_from_dict
+
+    with pytest.raises(ParamsError, match="embed.precision"):
+        params_from_dict({"embed": {"precision": "int4"}})
