@@ -119,13 +119,13 @@ def bench_train(root: Path, backbone: str, batch_size: int, workers: int, cache_
             "train_vs_forward_backward": round(loop_ips / bare_ips, 3)}
 
 
-def bench_growth(sizes: list[int], queries: int, dim: int) -> dict:
+def bench_growth(sizes: list[int], queries: int, dim: int, rerank: str = "kreciprocal_local") -> dict:
     """scripts/bench_growth.py at each gallery size (a process each: its own peak memory), and how each cost grows:
     the exponent b in cost ~ size^b between the smallest and the largest size (1: linear)."""
     rows = []
     for size in sizes:
         proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_growth.py"), "--size", str(size), "--queries", str(queries),
-                               "--dim", str(dim)], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                               "--dim", str(dim), "--rerank", rerank], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     growth = {}
     if len(rows) > 1:
@@ -258,7 +258,7 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
     for factory in FACTORIES:
         r = result["faiss"][factory]
         print(f"| {factory} | {r['build_s']} | {r['qps']} | {r['recall_at_10']} |")
-    print(f"\n| gallery (Flat, {growth_queries} queries, aqe depth 100) | build s | search ms/query | retrieve ms/query | peak GB |\n|---|---|---|---|---|")
+    print(f"\n| gallery (Flat, {growth_queries} queries, kreciprocal_local depth 100) | build s | search ms/query | retrieve ms/query | peak GB |\n|---|---|---|---|---|")
     for r in result["growth"]:
         print(f"| {r['size']:,} | {r['build_s']} | {r['search_ms_per_query']} | {r['retrieve_ms_per_query']} | {r['peak_gb']} |")
     print("| growth exponent (cost ~ size^b) | " + " | ".join(str(result["growth_exponent"].get(k, "-")) for k in

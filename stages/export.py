@@ -9,8 +9,8 @@ import typer
 from styleid.artifacts import METRICS, MODEL_DIR, load_split
 from styleid.fileio import write_json
 from styleid.inference.onnx_export import export_onnx
-from styleid.inference.quantize import GOOD_COSINE, quantize_export
-from styleid.inference.runtimes import INT8_FILE, ONNX_FILE
+from styleid.inference.quantize import quantize_export
+from styleid.inference.runtimes import GOOD_INT8_COSINE, INT8_FILE, ONNX_FILE
 from styleid.models.embedder import load
 from styleid.params import load_params
 from styleid.runner import stage
@@ -28,9 +28,9 @@ def export_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params
     write_json(METRICS / "export.json", {"export_max_abs_diff": float(f"{error:.3g}"), **int8, "export_seconds": round(seconds, 2)})
     print(f"export: {MODEL_DIR / ONNX_FILE}, largest difference from torch {error:.1e}; {MODEL_DIR / INT8_FILE}, cosine to fp32 "
           f"{int8['int8_mean_cosine']:.4f} mean, {int8['int8_min_cosine']:.4f} min; {seconds:.1f}s")
-    if int8["int8_mean_cosine"] < GOOD_COSINE:
-        print(f"export: int8 changes this model's embeddings too much (mean cosine {int8['int8_mean_cosine']:.3f} < {GOOD_COSINE}); "
-              "keep embed.precision: fp32")
+    if int8["int8_mean_cosine"] < GOOD_INT8_COSINE:
+        print(f"export: int8 changes this model's embeddings too much (mean cosine {int8['int8_mean_cosine']:.3f} < {GOOD_INT8_COSINE}); "
+              "embed.precision auto will use fp32")
 
 
 if __name__ == "__main__":

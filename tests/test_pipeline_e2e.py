@@ -157,7 +157,8 @@ def test_distributed_pipeline_matches_the_single_process_one(tmp_path):
     """
     need_ray()
     config = _merge(json.loads(json.dumps(TINY)), {"backbone": "convnext_atto", "pretrained": "none", "model": {"embed_dim": 0, "input_size": 64},
-                                                   "data": {"align": "none"}})
+                                                   "data": {"align": "none"},
+                                                   "embed": {"precision": "fp32"}})  # Ray actors run the torch model: fp32 on both sides
     repo = make_repo(tmp_path / "repo", config)
     run(repo, "dvc", "repro")
     single = metrics_of(repo)

@@ -81,3 +81,21 @@ def test_params_refuse_an_unknown_precision():
 
     with pytest.raises(ParamsError, match="embed.precision"):
         params_from_dict({"embed": {"precision": "int4"}})
+
+
+def test_auto_precision_takes_int8_only_where_it_runs_and_agrees(quantized, tmp_path, caplog):
+    import json
+    import logging
+
+    folder, images, cosines = quantized
+    assert json.loads((folder / runtimes.INT8_CHECK).read_text())["int8_mean_cosine"] == cosines["int8_mean_cosine"]
+    assert runtimes.resolve_precision("auto", "onnxruntime", folder) == "int8"
+    assert runtimes.resolve_precision("auto", "torch", folder) == "fp32"  # torch has no int8 path
+    assert np.array_equal(_embed(folder, images, "auto"), _embed(folder, images, "int8"))
+    for name in ("model.json", "model.safetensors", runtimes.ONNX_FILE, runtimes.INT8_FILE):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    assert runtimes.resolve_precision("auto", "onnxruntime", tmp_path) == "fp32"  # no check beside it: not trusted
+    (tmp_path / runtimes.INT8_CHECK).write_text(json.dumps({"int8_mean_cosine": 0.9}))
+    with caplog.at_level(logging.INFO, logger="styleid.inference.runtimes"):
+        assert runtimes.resolve_precision("auto", "onnxruntime", tmp_path) == "fp32"
+    assert "mean cosine 0.900 < 0.98" in caplog.text

@@ -75,7 +75,7 @@ class RayEngine:
 
     def __init__(self, model_dir: Path, params: EmbedParams, num_cpus: int | None = None):
         self.model_dir, self.params, self.num_cpus = Path(model_dir), params, num_cpus
-        if params.precision != "fp32":
+        if params.precision == "int8":
             raise ParamsError(f"embed.engine ray runs the torch model, which has no {params.precision}; set embed.precision: fp32 or embed.engine: local")
         self.ray = require_ray()
         self._started = False

@@ -36,7 +36,7 @@ class PhotoEmbedder:
         alignment = card.get("alignment", {"method": "none"})
         method = alignment.get("method", "none") if align else "none"
         precision = card.get("precision", "fp32")
-        if precision not in ONNX_FILES or not (model_dir / ONNX_FILES[precision]).is_file():
+        if precision == "int8" and not (model_dir / ONNX_FILES["int8"]).is_file():
             precision = "fp32"  # a folder exported without its int8 file still works, at full precision
         return cls(model_dir, AlignSettings(method, alignment.get("size", 256), alignment.get("margin", 0.2)), card.get("flip_tta", True),
                    precision=precision)

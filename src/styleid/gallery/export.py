@@ -12,7 +12,7 @@ from styleid.artifacts import MODEL_DIR
 from styleid.errors import StyleidError
 from styleid.fileio import atomic_dir, write_json
 from styleid.gallery.card import calibrate, make_card
-from styleid.inference.runtimes import INT8_FILE
+from styleid.inference.runtimes import INT8_CHECK, INT8_FILE
 
 
 def validation_threshold(params) -> dict:
@@ -38,7 +38,7 @@ def export_model(out: Path, params) -> dict:
             raise StyleidError(f"{MODEL_DIR / name}: missing; run `dvc repro export` first")
     card = make_card(params, validation_threshold(params))
     with atomic_dir(out) as tmp:
-        for name in ("model.json", "model.onnx", INT8_FILE):
+        for name in ("model.json", "model.onnx", INT8_FILE, INT8_CHECK):
             if (MODEL_DIR / name).is_file():
                 shutil.copy2(MODEL_DIR / name, tmp / name)
         write_json(tmp / "card.json", card)

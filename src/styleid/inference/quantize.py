@@ -18,7 +18,6 @@ import numpy as np
 from styleid.errors import require
 from styleid.fileio import atomic_path
 
-GOOD_COSINE = 0.98  # below this mean cosine to fp32 on validation images, int8 is said to be unfit for this model
 
 
 def quantize_onnx(fp32_path: Path, int8_path: Path, calibration: np.ndarray, check: np.ndarray, batch_size: int = 16) -> dict:
@@ -50,7 +49,7 @@ def agreement(fp32_path: Path, int8_path: Path, images: np.ndarray, ort) -> dict
         out = session.run(None, {"images": images})[0]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
-    cos = (embed(fp32_path) * embed(int8_path)).sum(axis=1)
+    cos = np.nan_to_num((embed(fp32_path) * embed(int8_path)).sum(axis=1), nan=0.0)  # NaN or zero outputs: no agreement
     return {"int8_mean_cosine": round(float(cos.mean()), 4), "int8_min_cosine": round(float(cos.min()), 4)}
 
 
@@ -68,7 +67,8 @@ def model_inputs(paths: list[Path], spec) -> np.ndarray:
 def quantize_export(model_dir: Path, calibration_pool: list[Path], check_pool: list[Path], images: int, seed: int) -> dict:
     """model_dir's ONNX export -> its int8 file, calibrated on a seeded sample of `images` training images and checked
     on up to 64 validation images (never test images)."""
-    from styleid.inference.runtimes import INT8_FILE, ONNX_FILE
+    from styleid.fileio import write_json
+    from styleid.inference.runtimes import INT8_CHECK, INT8_FILE, ONNX_FILE
     from styleid.models.embedder import load_spec
 
     rng = np.random.default_rng(seed)
@@ -76,4 +76,6 @@ def quantize_export(model_dir: Path, calibration_pool: list[Path], check_pool: l
     spec = load_spec(model_dir)
     calibration = model_inputs(pick(calibration_pool, images), spec)
     check = model_inputs(pick(check_pool, 64), spec) if check_pool else calibration[:64]
-    return quantize_onnx(model_dir / ONNX_FILE, model_dir / INT8_FILE, calibration, check)
+    cosines = quantize_onnx(model_dir / ONNX_FILE, model_dir / INT8_FILE, calibration, check)
+    write_json(model_dir / INT8_CHECK, {**cosines, "check_images": len(check), "calibration_images": len(calibration)})
+    return cosines

@@ -9,6 +9,7 @@ measured by `make bench` on the reference machine; a missing runtime falls back 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"  # the export, statically quantised (inference/quantize.py): embed.precision int8
+INT8_CHECK = "model.int8.json"  # the int8 model's agreement with fp32 on validation images, written beside it
 ONNX_FILES = {"fp32": ONNX_FILE, "int8": INT8_FILE}
+GOOD_INT8_COSINE = 0.98  # precision auto takes int8 only when its embeddings keep at least this mean cosine to fp32's
 FASTEST_FIRST = ("onnxruntime", "openvino", "torch")  # `make bench` on 2 CPU cores: 25.7 / 23.7 / 14.5 images/s (FaceNet, 160 px)
 RUNTIMES: Registry = Registry("runtime")  # name -> (installed() -> bool, load(model_dir, device, precision) -> callable)
 
@@ -109,7 +112,22 @@ def resolve(name: str) -> str:
     return name
 
 
+def resolve_precision(precision: str, runtime: str, model_dir: Path) -> str:
+    """auto -> int8 where it runs (onnxruntime, openvino) and its check beside it says it agrees with fp32, else fp32."""
+    if precision != "auto":
+        return precision
+    check = Path(model_dir) / INT8_CHECK
+    if runtime == "torch" or not (Path(model_dir) / INT8_FILE).is_file() or not check.is_file():
+        return "fp32"
+    cosine = json.loads(check.read_text()).get("int8_mean_cosine", 0.0)
+    if not cosine >= GOOD_INT8_COSINE:
+        log.info("embed.precision auto: fp32, as int8 changes this model's embeddings (mean cosine %.3f < %.2f)", cosine, GOOD_INT8_COSINE)
+        return "fp32"
+    return "int8"
+
+
 def load_runtime(name: str, model_dir: Path, device: torch.device, precision: str = "fp32"):
-    """The trained model behind `name`'s runtime (fp32, or the int8 export): something called on a batch of images, with
-    .spec and .device."""
-    return RUNTIMES.get(resolve(name))[1](model_dir, device, precision)
+    """The trained model behind `name`'s runtime (fp32, the int8 export, or auto: int8 where it runs and agrees with
+    fp32): something called on a batch of images, with .spec and .device."""
+    runtime = resolve(name)
+    return RUNTIMES.get(runtime)[1](model_dir, device, resolve_precision(precision, runtime, model_dir))

@@ -110,7 +110,7 @@ class EmbedParams(_Section):
     adapt: Literal["auto", "none", "center"] = "auto"  # centre queries and gallery on their own means (no labels); auto: what the validation people chose in training
     shard_rows: int = 100_000  # embeddings per .npy shard in data/embeddings/<part>/
     runtime: Runtime = "auto"  # what runs the model: auto (the fastest installed) | torch | onnxruntime | openvino (the last two: models/model.onnx)
-    precision: Literal["fp32", "int8"] = "fp32"  # int8: models/model.int8.onnx (onnxruntime or openvino; see README Speed for its cost in score)
+    precision: Literal["auto", "fp32", "int8"] = "auto"  # auto: int8 (models/model.int8.onnx, onnxruntime/openvino) where it agrees with fp32, else fp32
     calibration_images: int = 128  # training images that calibrate the int8 model's activation ranges
     engine: Engine = "local"  # ray: Ray Data over a cluster (pip install 'styleid[distributed]')
     ray_address: str = ""  # "" = start a local Ray cluster; "auto" = the running one; "ray://host:10001" = a remote one
