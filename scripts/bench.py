@@ -46,9 +46,11 @@ def _images(n: int, size: int, root: Path) -> list[Path]:
     return files
 
 
-def bench_embed(files: list[Path], backbone: str, batch_size: int, workers: int) -> dict:
-    """The embed stage's path (decode + transform in a DataLoader, batched, the runtime embed.runtime auto picks) against
-    each runtime's bare forward pass on the same images already in memory; embed_vs_best_runtime divides by the fastest."""
+def bench_embed(files: list[Path], backbone: str, batch_size: int, workers: int, runtime: str, precision: str) -> dict:
+    """The embed stage's path (decode + transform in a DataLoader, batched, the runtime and precision params.yaml's
+    embed section resolves to) against each runtime's bare forward pass, fp32 and int8, on the same images already in
+    memory; embed_vs_best_runtime divides by the fastest bare runtime at the stage's precision."""
+    from styleid.fileio import write_json
     from styleid.images import load_rgb
     from styleid.inference import runtimes
     from styleid.inference.embed import extract
@@ -57,37 +59,42 @@ def bench_embed(files: list[Path], backbone: str, batch_size: int, workers: int)
     from styleid.inference.transforms import eval_transform, model_input
     from styleid.models.embedder import ModelConfig, build, save
 
-    folder = Path(tempfile.mkdtemp(prefix="styleid-bench-model-"))
+    folder, cpu = Path(tempfile.mkdtemp(prefix="styleid-bench-model-")), torch.device("cpu")
     try:
         save(build(ModelConfig(backbone, "offline", 0, 0, 1.0, True)).eval(), folder)
-        export_onnx(runtimes.load_runtime("torch", folder, torch.device("cpu")), folder / runtimes.ONNX_FILE)
-        installed = [r for r in runtimes.FASTEST_FIRST if runtimes.RUNTIMES.get(r)[0]()]
-        models = {r: runtimes.load_runtime(r, folder, torch.device("cpu")) for r in installed}
-        spec = models["torch"].spec
+        export_onnx(runtimes.load_runtime("torch", folder, cpu), folder / runtimes.ONNX_FILE)
+        spec = runtimes.load_runtime("torch", folder, cpu).spec
         tf = eval_transform(spec)
         tensors = model_input(spec)(torch.stack([tf(load_rgb(f)) for f in files]))
-        if "onnxruntime" in models:
-            quantize_onnx(folder / runtimes.ONNX_FILE, folder / runtimes.INT8_FILE, tensors[:128].numpy(), tensors[:8].numpy())
-            int8 = runtimes.load_runtime("onnxruntime", folder, torch.device("cpu"), "int8")
+        installed = [r for r in runtimes.FASTEST_FIRST if runtimes.RUNTIMES.get(r)[0]()]
+        if "onnxruntime" in installed:  # the export stage's int8 model and its check, as auto precision reads them
+            check = quantize_onnx(folder / runtimes.ONNX_FILE, folder / runtimes.INT8_FILE, tensors[:128].numpy(), tensors[-64:].numpy())
+            write_json(folder / runtimes.INT8_CHECK, check)
+        models = {(r, "fp32"): runtimes.load_runtime(r, folder, cpu) for r in installed}
+        models.update({(r, "int8"): runtimes.load_runtime(r, folder, cpu, "int8") for r in installed if r != "torch" and "onnxruntime" in installed})
         bare = {}
-        for name, model in [*models.items(), *([("onnxruntime_int8", int8)] if "onnxruntime" in models else [])]:
+        for (name, prec), model in models.items():
             x = tensors.contiguous(memory_format=torch.channels_last) if name == "torch" else tensors
             with torch.inference_mode():
                 model(x[:batch_size])  # warm-up
                 start = time.perf_counter()
                 for batch in x.split(batch_size):
                     model(batch)
-            bare[name] = len(files) / (time.perf_counter() - start)
-        auto = runtimes.resolve("auto")
+            bare[(name, prec)] = len(files) / (time.perf_counter() - start)
+        chosen = runtimes.resolve(runtime)
+        chosen_precision = runtimes.resolve_precision(precision, chosen, folder)
+        stage_model = runtimes.load_runtime(runtime, folder, cpu, precision)
+        extract(stage_model, files[:batch_size], tf, batch_size, workers)  # warm-up, as the bare passes had
         start = time.perf_counter()
-        extract(models[auto], files, tf, batch_size, workers)
+        extract(stage_model, files, tf, batch_size, workers)
         pipeline_ips = len(files) / (time.perf_counter() - start)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    best = max((r for r in bare if r in models), key=bare.get)  # the embed stage runs fp32 (embed.precision's default)
-    return {"embed_runtime": auto, "embed_images_per_s": round(pipeline_ips, 2), "best_runtime": best,
-            "runtime_images_per_s": {name: round(ips, 2) for name, ips in bare.items()},
-            "forward_images_per_s": round(bare["torch"], 2), "embed_vs_best_runtime": round(pipeline_ips / bare[best], 3)}
+    best = max((k for k in bare if k[1] == chosen_precision), key=bare.get)
+    return {"embed_runtime": f"{chosen} {chosen_precision}", "embed_images_per_s": round(pipeline_ips, 2), "best_runtime": " ".join(best),
+            "runtime_images_per_s": {f"{name} {prec}": round(ips, 2) for (name, prec), ips in bare.items()},
+            "int8_mean_cosine": check["int8_mean_cosine"] if "onnxruntime" in installed else None,
+            "forward_images_per_s": round(bare[("torch", "fp32")], 2), "embed_vs_best_runtime": round(pipeline_ips / bare[best], 3)}
 
 
 def bench_train(root: Path, backbone: str, batch_size: int, workers: int, cache_gb: float) -> dict:
@@ -235,7 +242,7 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
                              f"{torch.get_num_threads()} threads", "backbone": backbone}
         params = yaml.safe_load((REPO / "params.yaml").read_text())
         e, t = params["embed"], params["train"]
-        result.update(bench_embed(files, backbone, e["batch_size"], e["num_workers"]))
+        result.update(bench_embed(files, backbone, e["batch_size"], e["num_workers"], e["runtime"], e["precision"]))
         result.update(bench_train(root, backbone, params["batch_size"], t["num_workers"], t["decoded_cache_gb"]))
     finally:
         shutil.rmtree(root, ignore_errors=True)

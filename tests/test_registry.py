@@ -52,3 +52,23 @@ def test_local_engine_embeds_as_the_plain_function_does(tmp_path):
         got = np.concatenate(list(engine.iter_embed(paths)))
     plain = load(tmp_path / "m")
     assert np.allclose(got, extract(plain, paths, eval_transform(plain.spec), 2, flip=True), atol=1e-6)
+
+
+def test_registries_read_from_source_equal_the_imported_ones():
+    """params checks names by reading each registry's module source (no torch import); it must see what importing sees."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from styleid.registry import Registered, declared
+
+    src = Path(__file__).resolve().parents[1] / "src" / "styleid" / "params"
+    wheres = sorted({m for f in src.glob("*.py") for m in re.findall(r'Registered\("([^"]+)"', f.read_text())})
+    assert len(wheres) >= 6
+    for where in wheres:
+        registry = Registered(where).registry()
+        assert declared(where) == (registry.kind, registry.names()), where
+    probe = "import sys; from styleid.params import load_params; load_params('params.yaml'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=src.parents[2], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # checking params.yaml stays light: fetch runs on every `dvc repro`

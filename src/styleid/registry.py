@@ -3,7 +3,10 @@ is defined, and params.yaml is checked against the registry's keys."""
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+from functools import lru_cache
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -40,9 +43,30 @@ class Registry(Generic[T]):
         return iter(self._items)
 
 
+@lru_cache(maxsize=None)
+def declared(where: str) -> tuple[str, tuple[str, ...]]:
+    """(kind, names) of the registry at "module:NAME", read from the module's source without running it: its
+    `NAME = Registry("kind")` and every `NAME.register("name")`. Checking params then imports no torch, which
+    costs seconds in every stage (fetch runs on every `dvc repro`); tests/test_registry.py holds these to the
+    imported registries."""
+    module, name = where.split(":")
+    tree = ast.parse(open(importlib.util.find_spec(module).origin, encoding="utf-8").read())
+    kind, names = "", []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and isinstance(node.args[0], ast.Constant):
+            owner = node.func.value
+            if node.func.attr == "register" and isinstance(owner, ast.Name) and owner.id == name:
+                names.append((node.lineno, node.args[0].value))
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "Registry":
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(getattr(t, "id", "") == name for t in targets):
+                kind = node.value.args[0].value
+    return kind, tuple(n for _, n in sorted(names))
+
+
 class Registered:
     """A params field's marker (typing.Annotated[str, Registered("module:NAME")]): its value must be a key of
-    that registry. The module is imported only when params are checked, so params.py stays light to import."""
+    that registry, read from the module's source (`declared`), so checking params imports nothing heavy."""
 
     def __init__(self, where: str, also: tuple[str, ...] = ()):
         self.where, self.also = where, also  # also: names the field accepts beyond the registry's (e.g. auto)
@@ -51,5 +75,8 @@ class Registered:
         module, name = self.where.split(":")
         return getattr(importlib.import_module(module), name)
 
+    def kind(self) -> str:
+        return declared(self.where)[0]
+
     def names(self) -> tuple[str, ...]:
-        return (*self.also, *self.registry().names())
+        return (*self.also, *declared(self.where)[1])

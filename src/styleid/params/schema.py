@@ -82,7 +82,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         for mark in marks:
             if isinstance(mark, Registered):
                 names = mark.names()
-                _check(value in names, key, f"unknown {mark.registry().kind} {_short(value)}; choose from {', '.join(names)}")
+                _check(value in names, key, f"unknown {mark.kind()} {_short(value)}; choose from {', '.join(names)}")
         return value
     if origin is Literal:
         choices = typing.get_args(hint)
