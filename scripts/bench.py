@@ -1,6 +1,6 @@
 """Benchmarks: styleid's stages against what the hardware allows. Writes metrics/bench.json and prints one table.
 
-    python scripts/bench.py [--vectors 200000] [--queries 10000] [--dim 512] [--images 256]
+    python scripts/bench.py [--vectors 200000] [--queries 10000] [--dim 512] [--images 768] [--only embed,growth]
 
 - embed_vs_best_runtime: the embed path (decode + transform in a DataLoader, batched, the runtime that
   embed.runtime auto picks; batch size and workers from params.yaml) in images/s, over the fastest fp32
@@ -137,8 +137,8 @@ def bench_growth(sizes: list[int], queries: int, dim: int, rerank: str = "krecip
     growth = {}
     if len(rows) > 1:
         span = np.log(rows[-1]["size"] / rows[0]["size"])
-        for key in ("build_s", "search_ms_per_query", "retrieve_ms_per_query", "peak_gb"):
-            growth[key] = round(float(np.log(max(rows[-1][key], 1e-9) / max(rows[0][key], 1e-9)) / span), 2)
+        for key in ("build_s", "search_ms_per_query", "retrieve_ms_per_query", "peak_gb", "retrieve_peak_gb"):
+            growth[key] = round(float(np.log(max(rows[-1].get(key) or 0, 1e-9) / max(rows[0].get(key) or 0, 1e-9)) / span), 2)
     return {"growth": rows, "growth_exponent": growth}
 
 
@@ -233,24 +233,34 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
          default_repro: bool = typer.Option(True, help="time the default `dvc repro` from nothing (about 5 minutes)"),
          growth_sizes: str = typer.Option("10000,100000,1000000", help="gallery sizes for the growth table"),
          growth_queries: int = typer.Option(10_000, help="queries at every gallery size"),
+         only: str = typer.Option("", help="measure only these parts (embed,train,noop,default,growth,faiss) and update them in --out"),
          out: Path = typer.Option(REPO / "metrics" / "bench.json")) -> None:
+    parts = set(only.split(",")) if only else {"embed", "train", "noop", "default", "growth", "faiss"}
+    if not default_repro:
+        parts.discard("default")
     torch.manual_seed(0)
+    result = json.loads(out.read_text()) if only and out.is_file() else {}  # --only: the other parts keep their last figures
+    result.update({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                              f"{torch.get_num_threads()} threads", "backbone": backbone})
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    e, t = params["embed"], params["train"]
     root = Path(tempfile.mkdtemp(prefix="styleid-bench-img-"))
     try:
         files = _images(images, 160, root)
-        result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                             f"{torch.get_num_threads()} threads", "backbone": backbone}
-        params = yaml.safe_load((REPO / "params.yaml").read_text())
-        e, t = params["embed"], params["train"]
-        result.update(bench_embed(files, backbone, e["batch_size"], e["num_workers"], e["runtime"], e["precision"]))
-        result.update(bench_train(root, backbone, params["batch_size"], t["num_workers"], t["decoded_cache_gb"]))
+        if "embed" in parts:
+            result.update(bench_embed(files, backbone, e["batch_size"], e["num_workers"], e["runtime"], e["precision"]))
+        if "train" in parts:
+            result.update(bench_train(root, backbone, params["batch_size"], t["num_workers"], t["decoded_cache_gb"]))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    result.update(bench_noop_repro())
-    if default_repro:
+    if "noop" in parts:
+        result.update(bench_noop_repro())
+    if "default" in parts:
         result.update(bench_default_repro())
-    result.update(bench_growth([int(n) for n in growth_sizes.split(",")], growth_queries, dim))
-    result["faiss"] = {"vectors": vectors, "queries": queries, "dim": dim, **bench_faiss(vectors, queries, dim, FACTORIES)}
+    if "growth" in parts:
+        result.update(bench_growth([int(n) for n in growth_sizes.split(",")], growth_queries, dim))
+    if "faiss" in parts:
+        result["faiss"] = {"vectors": vectors, "queries": queries, "dim": dim, **bench_faiss(vectors, queries, dim, FACTORIES)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print("| measure | value | goal |\n|---|---|---|")
@@ -265,11 +275,11 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
     for factory in FACTORIES:
         r = result["faiss"][factory]
         print(f"| {factory} | {r['build_s']} | {r['qps']} | {r['recall_at_10']} |")
-    print(f"\n| gallery (Flat, {growth_queries} queries, kreciprocal_local depth 100) | build s | search ms/query | retrieve ms/query | peak GB |\n|---|---|---|---|---|")
+    print(f"\n| gallery (Flat, {growth_queries} queries, kreciprocal_local depth 100) | build s | search ms/query | retrieve ms/query | peak GB | retrieve peak GB |\n|---|---|---|---|---|---|")
     for r in result["growth"]:
-        print(f"| {r['size']:,} | {r['build_s']} | {r['search_ms_per_query']} | {r['retrieve_ms_per_query']} | {r['peak_gb']} |")
+        print(f"| {r['size']:,} | {r['build_s']} | {r['search_ms_per_query']} | {r['retrieve_ms_per_query']} | {r['peak_gb']} | {r.get('retrieve_peak_gb')} |")
     print("| growth exponent (cost ~ size^b) | " + " | ".join(str(result["growth_exponent"].get(k, "-")) for k in
-          ("build_s", "search_ms_per_query", "retrieve_ms_per_query", "peak_gb")) + " |")
+          ("build_s", "search_ms_per_query", "retrieve_ms_per_query", "peak_gb", "retrieve_peak_gb")) + " |")
     print(f"\nwritten: {out}")
 
 

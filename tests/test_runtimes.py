@@ -79,3 +79,28 @@ def test_a_missing_export_is_one_line_naming_the_fix(tmp_path):
     save(build(ModelConfig("facenet", "none", 96)), tmp_path)
     with pytest.raises(StyleidError, match=r"model.onnx: missing; run `dvc repro export`"):
         runtimes.load_runtime("onnxruntime", tmp_path, __import__("torch").device("cpu"))
+
+
+def test_prefetching_keeps_order_and_errors_and_stops_early():
+    import threading
+
+    from styleid.inference.embed import prefetched
+
+    seen = []
+
+    def batches():
+        for k in range(5):
+            seen.append(threading.current_thread().name)
+            yield k
+
+    assert list(prefetched(batches())) == [0, 1, 2, 3, 4]
+    assert all(name.startswith("styleid-decode") for name in seen)  # decoded off the model's thread
+
+    def broken():
+        yield 1
+        raise ValueError("a.png: not a readable image")
+
+    with pytest.raises(ValueError, match="a.png"):
+        list(prefetched(broken()))
+    first = next(iter(prefetched(iter(range(100)))))
+    assert first == 0

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +34,18 @@ def embed_batch(model: nn.Module, images: torch.Tensor, flip: bool = False) -> t
     return out
 
 
+def prefetched(batches: Iterable) -> Iterator:
+    """Each next batch decoded in a thread while the model runs on the current one. Decoding (PIL) and the forward pass
+    (ONNX Runtime, torch) release the GIL, so one thread fills the cores' idle moments; DataLoader worker processes
+    would compete with the runtime's threads instead (README, Speed: the embed path against the bare forward pass)."""
+    source = iter(batches)
+    with ThreadPoolExecutor(1, thread_name_prefix="styleid-decode") as pool:
+        upcoming = pool.submit(next, source, None)
+        while (batch := upcoming.result()) is not None:
+            upcoming = pool.submit(next, source, None)
+            yield batch
+
+
 def iter_embed(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_size: int = 64,
                num_workers: int = 0, desc: str = "embedding", flip: bool = False) -> Iterator[np.ndarray]:
     """Run `model` over the images in eval mode, one float32 (batch, d) block at a time, in order.
@@ -44,7 +57,8 @@ def iter_embed(model: nn.Module, paths: Sequence[Path], transform: Callable, bat
                         persistent_workers=False, pin_memory=device_of(model).type == "cuda")
     model.eval()
     with torch.inference_mode():
-        for images in tqdm(loader, desc=desc, leave=False, disable=len(paths) < batch_size * 4):
+        for images in tqdm(prefetched(loader) if num_workers == 0 else loader, desc=desc, leave=False, total=len(loader),
+                           disable=len(paths) < batch_size * 4):
             yield embed_batch(model, images, flip).cpu().numpy().astype(np.float32)
 
 

@@ -77,6 +77,7 @@ def _load_onnxruntime(model_dir: Path, device: torch.device, precision: str) -> 
     options = ort.SessionOptions()
     options.intra_op_num_threads = _threads()
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep: the decoding thread gets the core
     available = ort.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider",) if device.type == "cuda" and p in available] + ["CPUExecutionProvider"]
     session = ort.InferenceSession(str(_onnx_path(model_dir, precision)), options, providers=providers)
