@@ -16,7 +16,7 @@ from styleid.data import domains
 from styleid.fileio import read_json, write_json
 from styleid.images import median_side
 from styleid.inference.embed import extract
-from styleid.inference.transforms import eval_transform
+from styleid.inference.transforms import eval_input_transform
 from styleid.models.embedder import build, model_config
 from styleid.models.style_stats import StyleStatistics
 from styleid.params import load_params
@@ -47,7 +47,7 @@ def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--param
         keep = sorted(rng.choice(len(entries), size=min(len(entries), d.max_fit_images), replace=False)) if entries else []
         fit += [(entries[i]["image"], is_photo) for i in keep]
     model = build(model_config(params, embed_dim=0), median_side([e["image"] for e in split["train"]])).to(devices.best()).eval()
-    transform = eval_transform(model.spec)
+    transform = eval_input_transform(model.spec)  # a bare backbone: float input per image
     style = StyleStatistics(model.backbone).eval()
     embed = lambda paths: extract(style, [Path(p) for p in paths], transform, params.embed.batch_size, params.embed.num_workers,  # noqa: E731
                                   desc="domains: style statistics")
