@@ -62,8 +62,9 @@ def bench_embed(files: list[Path], backbone: str, batch_size: int, workers: int,
     folder, cpu = Path(tempfile.mkdtemp(prefix="styleid-bench-model-")), torch.device("cpu")
     try:
         save(build(ModelConfig(backbone, "offline", 0, 0, 1.0, True)).eval(), folder)
-        export_onnx(runtimes.load_runtime("torch", folder, cpu), folder / runtimes.ONNX_FILE)
-        spec = runtimes.load_runtime("torch", folder, cpu).spec
+        torch_model = runtimes.load_runtime("torch", folder, cpu)
+        export_onnx(torch_model, folder / runtimes.ONNX_FILE)
+        spec = torch_model.spec
         tf = eval_transform(spec)
         tensors = model_input(spec)(torch.stack([tf(load_rgb(f)) for f in files]))
         installed = [r for r in runtimes.FASTEST_FIRST if runtimes.RUNTIMES.get(r)[0]()]
