@@ -127,3 +127,23 @@ def test_too_many_bad_files_stop_with_a_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"unusable .*max_bad_fraction") as err:
         scan_and_check(root, "auto", max_bad_fraction=0.05)
     assert "\n" not in str(err.value)
+
+
+def test_jpegs_decode_to_the_same_pixels_as_pillow(tmp_path):
+    """load_rgb decodes colour and grey JPEGs with OpenCV (faster); the pixels must be Pillow's, EXIF rotation included."""
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray((rng.random((50, 70, 3)) * 255).astype(np.uint8)).resize((140, 100))
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise on display
+    photo.save(tmp_path / "q95.jpg", quality=95)
+    photo.save(tmp_path / "q75_444.jpg", quality=75, subsampling=0)
+    photo.convert("L").save(tmp_path / "grey.jpg")
+    photo.save(tmp_path / "rotated.jpg", exif=exif)
+    for name in ("q95.jpg", "q75_444.jpg", "grey.jpg", "rotated.jpg"):
+        with Image.open(tmp_path / name) as img:
+            img.load()
+            pillow = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+        assert np.array_equal(np.asarray(load_rgb(tmp_path / name)), pillow), name
+    assert load_rgb(tmp_path / "rotated.jpg").size == (100, 140)

@@ -54,6 +54,25 @@ def test_loss_parameters_get_their_own_learning_rate(lite0):
     assert {round(g["lr"], 6) for g in opt.param_groups} == {0.001, 0.01}
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_steps_like_the_plain_one(name):
+    """On CPU the optimiser is fused (one kernel for all parameters); its steps are the plain loop's, to float rounding."""
+    torch.manual_seed(0)
+    start = [torch.randn(7, 5), torch.randn(5)]
+    weights = {}
+    for device in ("cpu", "mps"):  # a device without a fused kernel here gets the plain loop (the parameters stay on the CPU)
+        params = [torch.nn.Parameter(t.clone()) for t in start]
+        opt = create_optimizer([{"params": params, "lr_scale": 1.0}], name, 1e-2, 0.05, device=device)
+        assert bool(opt.defaults.get("fused")) == (device == "cpu")
+        for step in range(3):
+            for k, p in enumerate(params):
+                p.grad = torch.full_like(p, 0.1 * (step + 1 + k))
+            opt.step()
+        weights[device] = [p.detach().clone() for p in params]
+    for fused, plain in zip(weights["cpu"], weights["mps"]):
+        assert torch.allclose(fused, plain, atol=1e-6) and not torch.equal(fused, start[0] if fused.dim() == 2 else start[1])
+
+
 def test_class_balanced_batches_hold_m_images_per_person():
     labels = [p for p in range(10) for _ in range(7)]
     batches = torch.tensor(list(class_balanced(labels, m=4, batch_size=16))).split(16)
@@ -225,3 +244,23 @@ def test_pixels_become_model_input_per_batch_exactly_as_per_image(lite0):
     assert prepare_batch(lite0.spec, batch) is batch  # model input passes through
     with pytest.raises(TypeError, match="model_input"):
         prepare_batch(None, pixels)
+
+
+def test_pixels_and_model_input_match_torchvision():
+    """ToPixels is T.ToImage's pixels; ModelInput is ToDtype(scale) + Normalize to float rounding."""
+    from torchvision.transforms import v2 as T
+
+    from styleid.inference.transforms import model_input, to_pixels
+    from styleid.models.embedder import ModelSpec
+
+    rgb = Image.fromarray((np.random.default_rng(1).random((33, 47, 3)) * 255).astype(np.uint8))
+    for img in (rgb, rgb.convert("L").convert("RGB")):
+        assert torch.equal(to_pixels()(img), T.ToImage()(img)) and to_pixels()(img).is_contiguous()
+    assert to_pixels()(rgb.convert("L")).shape == (3, 33, 47)  # one-channel images become three
+    pixels = torch.stack([to_pixels()(rgb)] * 2)
+    for normalize in (True, False):
+        spec = ModelSpec("x", 33, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bilinear", 1.0, 8, 0, normalize)
+        steps = [T.ToDtype(torch.float32, scale=True)] + ([T.Normalize(spec.mean, spec.std)] if normalize else [])
+        assert torch.allclose(model_input(spec)(pixels), T.Compose(steps)(pixels), atol=1e-6, rtol=0)
+    with pytest.raises(TypeError, match="uint8"):
+        model_input(spec)(pixels.float())

@@ -179,16 +179,17 @@ def _draw_person(t: Traits, size: int, rng: np.random.Generator, outline: int | 
 
 
 def _photo_background(rng: np.random.Generator, size: int) -> Image.Image:
-    """A cluttered scene: a colour gradient with soft blobs, like an out-of-focus room."""
-    yy, xx = np.mgrid[0:size, 0:size] / size
+    """A cluttered scene: a colour gradient with soft blobs, like an out-of-focus room. Each blob's Gaussian is the
+    outer product of a row and a column profile (2*size exponentials, not size**2)."""
+    axis = np.arange(size) / size
     c0, c1 = rng.uniform(30, 230, 3), rng.uniform(30, 230, 3)
     a = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(a) * xx + np.sin(a) * yy)[..., None]
-    arr = c0 + (c1 - c0) * (ramp - ramp.min()) / (np.ptp(ramp) + 1e-9)
+    ramp = np.cos(a) * axis[None, :] + np.sin(a) * axis[:, None]
+    arr = c0 + (c1 - c0) * ((ramp - ramp.min()) / (np.ptp(ramp) + 1e-9))[..., None]
     for _ in range(int(rng.integers(3, 8))):
         bx, by, br = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.25)
-        mask = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * br**2))[..., None]
-        arr = arr * (1 - mask) + rng.uniform(0, 255, 3) * mask
+        mask = np.outer(np.exp(-((axis - by) ** 2) / (2 * br**2)), np.exp(-((axis - bx) ** 2) / (2 * br**2)))[..., None]
+        arr += (rng.uniform(0, 255, 3) - arr) * mask
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 

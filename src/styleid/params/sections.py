@@ -57,7 +57,7 @@ class TrainParams(_Section):
     schedule: Literal["constant", "cosine"] = "cosine"  # lr over the run, after warmup
     warmup_epochs: float = 1.0  # linear warmup from lr/100
     select_by: Literal["val_score", "val_loss"] = "val_score"  # which checkpoint to keep (the reference: val_loss)
-    patience: int = 3  # stop after this many epochs without improvement (0 = never stop early)
+    patience: int = 2  # stop after this many epochs without improvement (0 = never stop early)
     imagenet_norm: bool = True  # normalise inputs with the backbone's mean/std (off = [0, 1] pixels)
     augment: bool = True  # the augmentations in the augment section
     num_workers: int = 0  # DataLoader workers for image decoding

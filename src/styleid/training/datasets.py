@@ -64,5 +64,7 @@ class TrainDataset(Dataset):
         if seed is None:
             return self.transform_for(index)(img), self.labels[index]
         with torch.random.fork_rng(devices=[]):  # the process's own stream (dropout, ...) is left as it was
-            torch.manual_seed(seed)
+            # the CPU stream the transforms draw from; torch.manual_seed also seeds every accelerator backend, recording a
+            # stack trace per call while they are uninitialised (a fifth of an image's augmentation time)
+            torch.default_generator.manual_seed(seed)
             return self.transform_for(index)(img), self.labels[index]

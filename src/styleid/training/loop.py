@@ -133,7 +133,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     next_epoch, sampler = _batch_plan(params, labels, domains, gen)
     steps_per_epoch = max(1, group.broadcast(len(next_epoch()) if group.main else None))  # rank 0 draws; the count is all the others need
     groups = param_groups(model, loss_fn, params.lr, t.weight_decay, t.layer_decay, t.loss_lr)
-    optimizer = create_optimizer(groups, t.optimizer, params.lr, t.weight_decay)
+    optimizer = create_optimizer(groups, t.optimizer, params.lr, t.weight_decay, device.type)
     scheduler = create_scheduler(optimizer, t.schedule, params.lr, params.epochs * steps_per_epoch, round(t.warmup_epochs * steps_per_epoch))
     hold = [(path, person) for path, person in data.holdout if person in classes]
     pointwise = per_sample_mean(loss_fn)

