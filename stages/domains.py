@@ -10,15 +10,10 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from styleid import devices
 from styleid.artifacts import DOMAINS, METRICS, SOURCE, load_split
 from styleid.data import domains
 from styleid.fileio import read_json, write_json
 from styleid.images import median_side
-from styleid.inference.embed import extract
-from styleid.inference.transforms import eval_input_transform
-from styleid.models.embedder import build, model_config
-from styleid.models.style_stats import StyleStatistics
 from styleid.params import load_params
 from styleid.runner import stage
 
@@ -40,6 +35,12 @@ def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--param
         why = "domains.infer is false" if unknown else "every training image is marked photo or render"
         _write({}, {"domains_inferred": 0}, f"nothing to infer ({why})")
         return
+    from styleid import devices  # torch, timm: only when there is something to infer (a few seconds to import)
+    from styleid.inference.embed import extract
+    from styleid.inference.transforms import eval_input_transform
+    from styleid.models.embedder import build, model_config
+    from styleid.models.style_stats import StyleStatistics
+
     rng = np.random.default_rng([params.seed, 51])
     fit = []
     for part, is_photo in (("query", 1), ("gallery", 0)):  # the test split says which images are photos and which renders

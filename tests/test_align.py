@@ -92,3 +92,7 @@ def test_auto_decides_per_source_and_renders_follow_the_queries(tmp_path):
     assert plan["s0"][0] == "none" and plan["test"][0] == "mtcnn" and plan["rendered"] == plan["test"]
     assert query_source(split) == "test"
     assert {tag: m for tag, (m, _) in plan_sources(split, ("train", "query", "gallery"), "none", 0).items()} == {"s0": "none", "test": "none", "rendered": "none"}
+    # a synthetic source's faces are drawn to fill the frame: auto is none there, the detector still decides the others
+    drawn = plan_sources(split, ("train", "val_query", "val_gallery", "query", "gallery"), "auto", seed=0, drawn=["test"])
+    assert drawn["test"] == ("none", None) and drawn["rendered"] == drawn["test"] and drawn["s0"][0] == "none"
+    assert plan_sources(split, ("train", "query", "gallery"), "mtcnn", 0, drawn=["test"])["test"][0] == "mtcnn"  # asked for: done

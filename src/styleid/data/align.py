@@ -157,17 +157,20 @@ def resolve_method(method: str, photos: list[Path], seed: int) -> tuple[str, flo
 QUERY_PARTS = ("query", "val_query")  # parts whose images are photos whatever their domain label (a competition's test/query)
 
 
-def plan_sources(split: dict, parts: Iterable[str], method: str, seed: int) -> dict[str, tuple[str, float | None]]:
+def plan_sources(split: dict, parts: Iterable[str], method: str, seed: int, drawn: Iterable[str] = ()) -> dict[str, tuple[str, float | None]]:
     """Source tag -> (method, face share): each source decides from its own photos, so one dataset of tight
     crops never switches alignment off for another of wide shots. Rendered galleries were rendered from the
-    test queries' photos, so they follow the queries' source."""
+    test queries' photos, so they follow the queries' source. `drawn`: tags of the synthetic generator's sources,
+    whose faces are drawn to fill the frame: auto is none there without running the detector (it finds no drawn face)."""
     photos: dict[str, dict[Path, None]] = {}
     for part in parts:
         for e in split[part]:
             photos.setdefault(e.get("source", ""), {})
             if e["domain"] == "photo" or part in QUERY_PARTS:
                 photos[e.get("source", "")][Path(e["file"])] = None
-    plan = {tag: resolve_method(method, list(files), seed) for tag, files in photos.items() if tag != RENDERED}
+    drawn = set(drawn)
+    plan = {tag: ("none", None) if method == "auto" and tag in drawn else resolve_method(method, list(files), seed)
+            for tag, files in photos.items() if tag != RENDERED}
     if RENDERED in photos:
         plan[RENDERED] = plan.get(query_source(split), (method if method != "auto" else "none", None))
     return plan
