@@ -133,15 +133,17 @@ def bench_embed(files: list[Path], crops: list[Path], backbone: str, batch_size:
 
 
 def _as_align_crops(files: list[Path], root: Path, side: int) -> list[Path]:
-    """The same pictures as align's cached face crops: `side` px JPEG at quality 95 (data/align.py)."""
+    """The same pictures as align's cached face crops: `side` px JPEG at align's quality."""
     from PIL import Image
+
+    from styleid.data.align import CROP_JPEG_QUALITY
 
     crops = []
     root.mkdir(parents=True, exist_ok=True)
     for k, f in enumerate(files):
         crops.append(root / f"{k:05d}.jpg")
         with Image.open(f) as img:
-            img.convert("RGB").resize((side, side), Image.BICUBIC).save(crops[-1], format="JPEG", quality=95)
+            img.convert("RGB").resize((side, side), Image.BICUBIC).save(crops[-1], format="JPEG", quality=CROP_JPEG_QUALITY)
     return crops
 
 

@@ -28,6 +28,7 @@ MIN_FACE_PROB = 0.9  # MTCNN's own confidence below which a box is not trusted a
 AUTO_SAMPLE = 48  # photos looked at to decide whether a dataset needs alignment
 AUTO_MAX_FACE_SHARE = 0.75  # face box side / image side below this: wide shots, align them
 AUTO_MIN_FOUND = 0.5  # ...but only when MTCNN finds a face in at least this share of them (else crops would mostly be fallbacks)
+CROP_JPEG_QUALITY = 95  # the cached crops' JPEG quality (scripts/bench.py embeds crops made the same way)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings) -
                     tmp.write_text(str(file) + "\n")
                 log.debug("align: no face in %s; centred crop", file)
             with atomic_path(target) as tmp:
-                result.crop.save(tmp, format="JPEG", quality=95)
+                result.crop.save(tmp, format="JPEG", quality=CROP_JPEG_QUALITY)
             computed += 1
         fallbacks += (out_dir / (name + NOFACE)).is_file()
         mapping[file.as_posix()] = target.as_posix()
