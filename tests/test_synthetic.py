@@ -89,3 +89,17 @@ def test_worker_processes_write_the_same_bytes(tmp_path):
     two = generate(tmp_path / "two", seed=3, people=4, photos=1, renders=1, size=40, workers=2)
     assert one == two
     assert all((tmp_path / "one" / r).read_bytes() == (tmp_path / "two" / r).read_bytes() for r, _, _ in one)
+
+
+def test_written_hashes_and_sizes_are_what_fetch_would_read_back(tmp_path):
+    """fetch takes a generated image's hash and size from the generator instead of decoding the file again: the two agree."""
+    from styleid.data.fetch import scan_and_check
+    from styleid.data.synthetic import generate_written
+    from styleid.images import check_image, file_sha1
+
+    rows = generate_written(tmp_path / "ds", seed=4, people=3, photos=2, renders=1, size=40, test_people=2, workers=2)
+    for rel, _, _, sha1, width, height in rows:
+        assert (sha1, (width, height)) == (file_sha1(tmp_path / "ds" / rel), check_image(tmp_path / "ds" / rel))
+    written = {rel: (sha1, width, height) for rel, _, _, sha1, width, height in rows}
+    decoded = scan_and_check(tmp_path / "ds", "auto", 0.0)
+    assert scan_and_check(tmp_path / "ds", "auto", 0.0, written=written).items == decoded.items and len(decoded.items) == len(rows)

@@ -59,26 +59,30 @@ def source_fingerprint(data: DataParams, seed: int) -> str:
     return ";".join(parts) + (":merge" if data.merge_names else "")
 
 
-def materialise(source: str, data: DataParams, seed: int, raw_dir: Path, cache_dir: Path, tag: str = "") -> Path:
-    """Return a local folder holding the source's images (generated, extracted or in place)."""
+Written = dict[str, tuple[str, int, int]]  # relpath -> (sha1, width, height) of images this run wrote itself
+
+
+def materialise(source: str, data: DataParams, seed: int, raw_dir: Path, cache_dir: Path, tag: str = "") -> tuple[Path, Written]:
+    """Return a local folder holding the source's images (generated, extracted or in place), and what is already known
+    of the images this run generated (their checks need no second decoding)."""
     src = sources.classify(source)
     named = lambda what: raw_dir / (f"{tag}-{what}" if tag else what)  # noqa: E731
     if src.kind == "folder":
-        return Path(src.location)
+        return Path(src.location), {}
     if src.kind == "synthetic":
         s = data.synthetic
         target = named("synthetic")
         with atomic_dir(target) as tmp:
-            synthetic.generate(tmp, seed, s.people, s.photos, s.renders, s.image_size, s.test_people,
-                               workers=os.cpu_count() or 1, test_photos=s.test_photos, test_renders=s.test_renders)
-        return target
+            rows = synthetic.generate_written(tmp, seed, s.people, s.photos, s.renders, s.image_size, s.test_people,
+                                              workers=os.cpu_count() or 1, test_photos=s.test_photos, test_renders=s.test_renders)
+        return target, {rel: (sha1, width, height) for rel, _, _, sha1, width, height in rows}
     sha256 = sha256_of(data, source)
     target = named("extracted")
     if src.kind == "archive":
         sources.materialise_archive(Path(src.location), target, sha256, data.max_archive_bytes, data.max_archive_members)
     else:
         sources.fetch_archive(src, cache_dir, sha256, target, data.max_archive_bytes, data.max_archive_members)
-    return target
+    return target, {}
 
 
 def _check(root: Path, entry: layouts.Entry) -> Item | tuple[str, str]:
@@ -95,12 +99,20 @@ def _check(root: Path, entry: layouts.Entry) -> Item | tuple[str, str]:
         return rel, f"unreadable ({exc.strerror or exc})"
 
 
-def scan_and_check(root: Path, layout: str, max_bad_fraction: float, workers: int = 4) -> FetchResult:
-    """List the dataset's images, decode each once, and skip (with a logged reason) what is unusable."""
-    root = layouts.unwrap(root)
+def scan_and_check(root: Path, layout: str, max_bad_fraction: float, workers: int = 4, written: Written | None = None) -> FetchResult:
+    """List the dataset's images, decode each once, and skip (with a logged reason) what is unusable. `written`: images
+    this run generated from pixels in memory (hash and size known), taken as they are."""
+    root, unwrapped = layouts.unwrap(root), root
     layout, entries = layouts.scan(root, layout)
+    known = {(unwrapped / rel).relative_to(root).as_posix(): check for rel, check in (written or {}).items()}
+
+    def check(entry: layouts.Entry) -> Item | tuple[str, str]:
+        if entry[0] in known:
+            return Item(*entry, *known[entry[0]])
+        return _check(root, entry)
+
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(lambda e: _check(root, e), entries), total=len(entries), desc="fetch: checking images", leave=False))
+        results = list(tqdm(pool.map(check, entries), total=len(entries), desc="fetch: checking images", leave=False))
     items = [r for r in results if isinstance(r, Item)]
     skipped = [r for r in results if not isinstance(r, Item)]
     for rel, reason in skipped:
@@ -123,8 +135,8 @@ def fetch(data: DataParams, seed: int, raw_dir: Path, cache_dir: Path) -> FetchR
         raise DataError("data.source / data.test_source: 'synthetic' twice would be the same people; use it once")
     results = {}
     for tag, source in tagged:
-        root = materialise(source, data, seed, raw_dir, cache_dir, tag)
-        results[tag] = scan_and_check(root, data.layout if tag != TEST else "auto", data.max_bad_fraction)
+        root, written = materialise(source, data, seed, raw_dir, cache_dir, tag)
+        results[tag] = scan_and_check(root, data.layout if tag != TEST else "auto", data.max_bad_fraction, written=written)
     first = results[tagged[0][0]]
     if len(results) == 1:
         return FetchResult(first.root, first.layout, first.items, first.skipped, {"": first.root}, {"": first.layout})

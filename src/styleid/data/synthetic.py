@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import hashlib
+import io
 import multiprocessing
 from pathlib import Path
 
@@ -35,7 +37,10 @@ def _reuse_freed_memory() -> None:
         libc.mallopt(option, value)
 
 
-def _write_person(root: Path, seed: int, p: int, folders: dict[str, str], photos: int, renders: int, size: int) -> list[tuple[str, str, str]]:
+Written = tuple[str, str, str, str, int, int]  # (relpath, person, domain, sha1 of the file, width, height)
+
+
+def _write_person(root: Path, seed: int, p: int, folders: dict[str, str], photos: int, renders: int, size: int) -> list[Written]:
     person = f"person_{p:03d}"
     traits = person_traits(seed, p)
     rows = []
@@ -48,19 +53,28 @@ def _write_person(root: Path, seed: int, p: int, folders: dict[str, str], photos
             else:
                 img = render_stylized(traits, size, rng, RENDER_STYLES[(p + k) % len(RENDER_STYLES)])
             name = f"{folders[domain]}/{person}/{k:02d}.png"
-            img.save(root / name, optimize=False)
-            rows.append((name, person, "photo" if domain == "photos" else "render"))
+            encoded = io.BytesIO()
+            img.save(encoded, format="PNG", optimize=False)
+            (root / name).write_bytes(encoded.getvalue())
+            # what fetch's check would read back from the file (its hash and size), known here without decoding it again
+            rows.append((name, person, "photo" if domain == "photos" else "render", hashlib.sha1(encoded.getvalue()).hexdigest(), *img.size))
     return rows
 
 
 def generate(root: Path, seed: int, people: int, photos: int, renders: int, size: int, test_people: int = 0,
              workers: int = 1, test_photos: int = 1, test_renders: int = 1) -> list[tuple[str, str, str]]:
-    """Write `root/photos/<person>/*.png` and `root/renders/<person>/*.png`; return (relpath, person, domain).
+    """`generate_written` without the files' hashes and sizes: (relpath, person, domain) per image."""
+    return [row[:3] for row in generate_written(root, seed, people, photos, renders, size, test_people, workers, test_photos, test_renders)]
+
+
+def generate_written(root: Path, seed: int, people: int, photos: int, renders: int, size: int, test_people: int = 0,
+                     workers: int = 1, test_photos: int = 1, test_renders: int = 1) -> list[Written]:
+    """Write `root/photos/<person>/*.png` and `root/renders/<person>/*.png`; return (relpath, person, domain, sha1, width, height).
 
     With `test_people`, the competition layout instead: the `people` as train/photos/ and
     train/renders/, and `test_people` more (never seen in training) as test/query/<person>/ (photos)
     and test/gallery/<person>/ (renders), with `test_photos` and `test_renders` each. Every image is seeded by (seed, person, domain, k), so
-    `workers` processes write the same bytes as one.
+    `workers` processes write the same bytes as one. Each row also carries the SHA-1 and size of what was written.
     """
     def folders(p: int) -> dict[str, str]:
         if not test_people:

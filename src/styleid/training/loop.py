@@ -201,7 +201,8 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         if log_epoch and group.main:
             log_epoch(epoch, row)
         run.epoch, run.stopped = epoch, bool(t.patience and best.bad_epochs >= t.patience)
-        if checkpoint is not None and key and group.main:
+        last = run.stopped or epoch == params.epochs  # the model is saved right after: a kill before that reruns this epoch
+        if checkpoint is not None and key and group.main and not last:
             checkpoints.save(checkpoint, _state(key, run, best, model, loss_fn, optimizer, scheduler, gen, sampler,
                                                 run.seconds + time.perf_counter() - start))
             _stop_here_for_tests(epoch)
