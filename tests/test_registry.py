@@ -25,7 +25,7 @@ def test_every_registry_params_names_is_populated():
     from styleid.training.losses import LOSSES
 
     assert set(LOSSES) == {"cross_entropy", "arcface", "subcenter_arcface", "multi_similarity", "supcon", "triplet"}
-    assert set(RENDERERS) == {"cartoon", "sketch", "painterly", "posterize", "colour_shift"}
+    assert set(RENDERERS) == {"cartoon", "sketch", "painterly", "posterize", "colour_shift", "hatching", "ink", "palette"}
     assert set(RERANKERS) == {"none", "aqe", "kreciprocal", "kreciprocal_local"} and set(ENGINES) == {"local", "ray"}
     assert set(HUB_WEIGHTS) == {"vggface2", "casia-webface"}
     assert set(OFFLINE) == {"tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenetv2_100"}

@@ -1,4 +1,5 @@
-"""Stylize renderers: turn a natural photo into a cartoon, sketch, painting, poster or colour shift.
+"""Stylize renderers: turn a natural photo into a cartoon, sketch, painting, poster, colour shift, pen-and-ink hatching,
+line art or flat shading in a made-up palette.
 
 Used to build galleries for one-domain datasets (open protocol) and as training augmentation.
 Each renderer is a pure function of (image, rng): the same seed gives the same picture.
@@ -69,6 +70,77 @@ def colour_shift(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     hsv[..., 0] = (hsv[..., 0] + int(rng.integers(30, 150))) % 180
     hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(1.2, 2.0), 0, 255)
     return _pil(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR))
+
+
+def _ink_colour(rng: np.random.Generator) -> np.ndarray:
+    """A dark ink (black, sepia, blue-black or green-black), BGR."""
+    return np.array([(20, 20, 20), (30, 50, 90), (80, 40, 20), (40, 60, 30)][int(rng.integers(4))], np.float32)
+
+
+def _paper(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    return np.broadcast_to(rng.uniform(225, 255, 3).astype(np.float32), (*shape, 3))
+
+
+def _outlines(gray: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray:
+    """Dark contours of `gray` (0..1 ink coverage), drawn with a random line weight for the image's size."""
+    blur = cv2.GaussianBlur(gray, (0, 0), max(0.8, side / 120))
+    low = float(rng.uniform(30, 70))
+    edges = cv2.Canny(blur, low, low * 2.5)
+    width = max(1, int(round(side / 96 * rng.uniform(0.6, 2.2))))
+    if width > 1:
+        edges = cv2.dilate(edges, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width)))
+    return edges.astype(np.float32) / 255
+
+
+@RENDERERS.register("hatching")
+def hatching(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Pen-and-ink: tones become layers of parallel hatch lines (darker, more layers at more angles) under outlines."""
+    gray = cv2.cvtColor(_bgr(img), cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    side = min(h, w)
+    tone = cv2.GaussianBlur(gray, (0, 0), max(0.8, side / 96)).astype(np.float32) / 255
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    spacing = max(3.0, side / rng.uniform(20, 36))
+    base = rng.uniform(0, np.pi)
+    ink = np.zeros((h, w), np.float32)
+    for k, threshold in enumerate(sorted(rng.uniform(0.25, 0.8, int(rng.integers(2, 5))), reverse=True)):
+        angle = base + k * np.pi / 4
+        phase = np.mod(xx * np.cos(angle) + yy * np.sin(angle), spacing)
+        lines = (phase < max(1.0, spacing * rng.uniform(0.2, 0.4))).astype(np.float32)
+        ink = np.maximum(ink, lines * (tone < threshold))
+    ink = np.maximum(ink, _outlines(gray, rng, side))
+    out = _paper((h, w), rng) * (1 - ink[..., None]) + _ink_colour(rng) * ink[..., None]
+    return _pil(np.clip(out, 0, 255).astype(np.uint8))
+
+
+@RENDERERS.register("ink")
+def ink_drawing(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Line art: contours with a random line weight, the darkest regions filled solid (spot blacks), nothing else."""
+    gray = cv2.cvtColor(_bgr(img), cv2.COLOR_BGR2GRAY)
+    side = min(gray.shape)
+    ink = _outlines(gray, rng, side)
+    smooth = cv2.GaussianBlur(gray, (0, 0), max(1.0, side / 64))
+    ink = np.maximum(ink, (smooth < np.percentile(smooth, rng.uniform(3, 15))).astype(np.float32))
+    out = _paper(gray.shape, rng) * (1 - ink[..., None]) + _ink_colour(rng) * ink[..., None]
+    return _pil(np.clip(out, 0, 255).astype(np.uint8))
+
+
+@RENDERERS.register("palette")
+def palette(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Flat shading in a made-up palette: smoothed brightness in 3-6 bands, each band one colour of a random ramp
+    (dark to light, so the face's shading survives while skin and hair take any colours), thin outlines on top."""
+    bgr = _bgr(img)
+    side = min(bgr.shape[:2])
+    gray = cv2.cvtColor(cv2.bilateralFilter(bgr, 7, 50, 50), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    bands = int(rng.integers(3, 7))
+    edges = np.percentile(gray, np.linspace(0, 100, bands + 1)[1:-1])
+    level = np.digitize(gray, edges)
+    dark, light = rng.uniform(0, 110, 3), rng.uniform(150, 255, 3)
+    ramp = dark + (light - dark) * np.linspace(0, 1, bands)[:, None] + rng.normal(0, 25, (bands, 3))
+    out = np.clip(ramp, 0, 255)[level].astype(np.float32)
+    line = _outlines(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), rng, side) * float(rng.uniform(0.5, 1.0))
+    out = out * (1 - line[..., None]) + _ink_colour(rng) * line[..., None]
+    return _pil(np.clip(out, 0, 255).astype(np.uint8))
 
 
 def stylize(img: Image.Image, style: str, rng: np.random.Generator) -> Image.Image:
