@@ -35,7 +35,7 @@ from styleid.training.optim import create_optimizer, create_scheduler, param_gro
 from styleid.training.process_group import ProcessGroup, to_device
 from styleid.training.samplers import CrossDomainBatchSampler, class_balanced, has_cross_domain_people
 from styleid.training.transforms import train_transform
-from styleid.training.validation import Selection, reranking_of, selection_metric, validate
+from styleid.training.validation import Selection, selection_metric, validate
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         model.eval()
         loss_fn.eval()
         with torch.inference_mode():
-            row.update(validate(source.validation(model), loss_fn, holdout_labels, q_people, g_people, device, reranking_of(params.retrieve)))
+            row.update(validate(source.validation(model), loss_fn, holdout_labels, q_people, g_people, device))
         run.history.append(row)
         value = best.value(row)
         improved = group.broadcast(value > best.best_value)  # rank 0 decides, so the processes stop together

@@ -13,50 +13,24 @@ from torch import nn
 from styleid import metrics
 from styleid.inference.normalize import l2_normalize
 from styleid.search.adapt import ADAPTATIONS, adapt_pair, val_score_key
-from styleid.search.rerank import KRECIPROCAL_MAX, RerankSettings, rerank
 
 
-@dataclass(frozen=True)
-class Reranking:
-    """The test's re-ranking (retrieve.rerank, retrieve.depth and the re-ranker's settings), applied to validation too."""
-
-    method: str = "none"
-    depth: int = 100
-    settings: RerankSettings = RerankSettings()
-
-
-def retrieval_score(q: np.ndarray, q_people: list[str], g: np.ndarray, g_people: list[str], adapt: str = "none",
-                    reranking: Reranking = Reranking()) -> float:
-    """The score of the queries against the gallery as the test computes it: adapted, ranked, the first `depth` re-ranked."""
+def retrieval_score(q: np.ndarray, q_people: list[str], g: np.ndarray, g_people: list[str], adapt: str = "none") -> float:
     q, g = adapt_pair(l2_normalize(q), l2_normalize(g), adapt)
-    ranked = metrics.rank_by_scores(q @ g.T)
-    head = min(reranking.depth, ranked.shape[1])
-    method = reranking.method
-    if method == "kreciprocal" and len(q) + len(g) > KRECIPROCAL_MAX:
-        method = "kreciprocal_local"  # the same encoding within each query's candidates: a large validation set still fits
-    if method != "none" and head:
-        ranked = np.concatenate([rerank(method, q, g, ranked[:, :head], reranking.settings), ranked[:, head:]], axis=1)
-    return metrics.evaluate(ranked[:, :10], q_people, g_people)["score"]
+    return metrics.evaluate(metrics.rank_by_scores(q @ g.T)[:, :10], q_people, g_people)["score"]
 
 
 def validate(val: dict[str, torch.Tensor], loss_fn: nn.Module, holdout_labels: torch.Tensor | None, val_query_people: list[str],
-             val_gallery_people: list[str], device: torch.device, reranking: Reranking = Reranking()) -> dict[str, float]:
-    """val_loss on the training people's held-out images; val_score (and val_score_<adapt>) on the unseen validation people,
-    re-ranked as the test will be: centring and a re-ranker interact (k-reciprocal neighbourhoods of uncentred photos and
-    renders stay within their own domain), so the choice between adaptations is made with the re-ranker in place."""
+             val_gallery_people: list[str], device: torch.device) -> dict[str, float]:
+    """val_loss on the training people's held-out images; val_score (and val_score_<adapt>) on the unseen validation people."""
     row = {}
     if holdout_labels is not None:
         row["val_loss"] = float(loss_fn(val["holdout"].to(device), holdout_labels.to(device)))
     if val_query_people and val_gallery_people:
         for adapt in ADAPTATIONS:  # val_score (plain), val_score_center, ...: what embed.adapt auto chooses from
             row[val_score_key(adapt)] = retrieval_score(val["val_query"].numpy(), val_query_people, val["val_gallery"].numpy(),
-                                                        val_gallery_people, adapt, reranking)
+                                                        val_gallery_people, adapt)
     return row
-
-
-def reranking_of(retrieve) -> Reranking:
-    """The test's re-ranking, from the retrieve params section."""
-    return Reranking(retrieve.rerank, retrieve.depth, RerankSettings(**{f: getattr(retrieve, f) for f in RerankSettings.__dataclass_fields__}))
 
 
 def selection_metric(select_by: str, has_val_people: bool, has_holdout: bool) -> str:
