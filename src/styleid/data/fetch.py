@@ -59,10 +59,10 @@ def source_fingerprint(data: DataParams, seed: int) -> str:
     return ";".join(parts) + (":merge" if data.merge_names else "")
 
 
-Written = dict[str, tuple[str, int, int]]  # relpath -> (sha1, width, height) of images this run wrote itself
+Generated = dict[str, tuple[str, int, int]]  # relpath -> (sha1, width, height) of images this run generated itself
 
 
-def materialise(source: str, data: DataParams, seed: int, raw_dir: Path, cache_dir: Path, tag: str = "") -> tuple[Path, Written]:
+def materialise(source: str, data: DataParams, seed: int, raw_dir: Path, cache_dir: Path, tag: str = "") -> tuple[Path, Generated]:
     """Return a local folder holding the source's images (generated, extracted or in place), and what is already known
     of the images this run generated (their checks need no second decoding)."""
     src = sources.classify(source)
@@ -99,7 +99,7 @@ def _check(root: Path, entry: layouts.Entry) -> Item | tuple[str, str]:
         return rel, f"unreadable ({exc.strerror or exc})"
 
 
-def scan_and_check(root: Path, layout: str, max_bad_fraction: float, workers: int = 4, written: Written | None = None) -> FetchResult:
+def scan_and_check(root: Path, layout: str, max_bad_fraction: float, workers: int = 4, written: Generated | None = None) -> FetchResult:
     """List the dataset's images, decode each once, and skip (with a logged reason) what is unusable. `written`: images
     this run generated from pixels in memory (hash and size known), taken as they are."""
     root, unwrapped = layouts.unwrap(root), root

@@ -81,6 +81,11 @@ def _paper(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return np.broadcast_to(rng.uniform(225, 255, 3).astype(np.float32), (*shape, 3))
 
 
+def _inked(base: np.ndarray, ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """`base` (BGR float) with `ink` (0..1 coverage) laid on it in one of the dark inks."""
+    return _pil(np.clip(base * (1 - ink[..., None]) + _ink_colour(rng) * ink[..., None], 0, 255).astype(np.uint8))
+
+
 def _outlines(gray: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray:
     """Dark contours of `gray` (0..1 ink coverage), drawn with a random line weight for the image's size."""
     blur = cv2.GaussianBlur(gray, (0, 0), max(0.8, side / 120))
@@ -109,8 +114,7 @@ def hatching(img: Image.Image, rng: np.random.Generator) -> Image.Image:
         lines = (phase < max(1.0, spacing * rng.uniform(0.2, 0.4))).astype(np.float32)
         ink = np.maximum(ink, lines * (tone < threshold))
     ink = np.maximum(ink, _outlines(gray, rng, side))
-    out = _paper((h, w), rng) * (1 - ink[..., None]) + _ink_colour(rng) * ink[..., None]
-    return _pil(np.clip(out, 0, 255).astype(np.uint8))
+    return _inked(_paper((h, w), rng), ink, rng)
 
 
 @RENDERERS.register("ink")
@@ -121,8 +125,7 @@ def ink_drawing(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     ink = _outlines(gray, rng, side)
     smooth = cv2.GaussianBlur(gray, (0, 0), max(1.0, side / 64))
     ink = np.maximum(ink, (smooth < np.percentile(smooth, rng.uniform(3, 15))).astype(np.float32))
-    out = _paper(gray.shape, rng) * (1 - ink[..., None]) + _ink_colour(rng) * ink[..., None]
-    return _pil(np.clip(out, 0, 255).astype(np.uint8))
+    return _inked(_paper(gray.shape, rng), ink, rng)
 
 
 @RENDERERS.register("palette")
@@ -139,8 +142,7 @@ def palette(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     ramp = dark + (light - dark) * np.linspace(0, 1, bands)[:, None] + rng.normal(0, 25, (bands, 3))
     out = np.clip(ramp, 0, 255)[level].astype(np.float32)
     line = _outlines(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), rng, side) * float(rng.uniform(0.5, 1.0))
-    out = out * (1 - line[..., None]) + _ink_colour(rng) * line[..., None]
-    return _pil(np.clip(out, 0, 255).astype(np.uint8))
+    return _inked(out, line, rng)
 
 
 def stylize(img: Image.Image, style: str, rng: np.random.Generator) -> Image.Image:

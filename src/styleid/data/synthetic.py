@@ -55,9 +55,10 @@ def _write_person(root: Path, seed: int, p: int, folders: dict[str, str], photos
             name = f"{folders[domain]}/{person}/{k:02d}.png"
             encoded = io.BytesIO()
             img.save(encoded, format="PNG", optimize=False)
-            (root / name).write_bytes(encoded.getvalue())
+            png = encoded.getvalue()
+            (root / name).write_bytes(png)
             # what fetch's check would read back from the file (its hash and size), known here without decoding it again
-            rows.append((name, person, "photo" if domain == "photos" else "render", hashlib.sha1(encoded.getvalue()).hexdigest(), *img.size))
+            rows.append((name, person, "photo" if domain == "photos" else "render", hashlib.sha1(png).hexdigest(), *img.size))
     return rows
 
 
