@@ -18,7 +18,7 @@ from styleid.models.backbones import check_name
 from styleid.models.embedder import save
 from styleid.params import load_params
 from styleid.runner import stage
-from styleid.search.adapt import ADAPTATIONS, choose, val_score_key
+from styleid.search.adapt import choose
 from styleid.training import checkpoint as checkpoints
 from styleid.training.loop import TrainSet, train
 
@@ -63,8 +63,7 @@ def _train(params, params_file: Path, here: ddp.World) -> None:
 
         result = train(params, data, log_epoch, CHECKPOINT, key)
     best = result.history[result.best_epoch - 1]
-    val_scores = {adapt: best[val_score_key(adapt)] for adapt in ADAPTATIONS if val_score_key(adapt) in best}
-    save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch, "adapt": choose(val_scores)})  # embed.adapt auto follows it
+    save(result.model, MODEL_DIR, {"best_epoch": result.best_epoch, "adapt": choose(best)})  # embed.adapt auto follows it
     checkpoints.finish(CHECKPOINT, key)
     summary = {"input_size": result.model.spec.input_size, "best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": round(result.seconds, 2),
                "train_images_per_s": round(result.images_seen / max(result.step_seconds, 1e-9), 2), "train_processes": here.size,

@@ -5,6 +5,7 @@ import numpy as np
 from styleid import metrics
 from styleid.inference.normalize import l2_normalize
 from styleid.search.adapt import adapt_pair, center, choose
+from styleid.training.validation import adapt_scores
 
 
 def _two_domains(people: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -31,8 +32,19 @@ def test_centring_each_domain_removes_the_shared_offset():
     assert np.allclose(center(q[:1], q.mean(0)), cq[:1], atol=1e-6)
 
 
-def test_choice_follows_validation_and_prefers_no_adaptation_on_ties():
-    assert choose({"none": 500.0, "center": 520.0}) == "center"
-    assert choose({"none": 500.0, "center": 500.0}) == "none"
-    assert choose({"none": 500.0, "center": 480.0}) == "none"
-    assert choose({}) == "none"
+def test_centring_is_the_prior_and_validation_vetoes_it_only_beyond_its_noise():
+    row = {"val_score": 500.0, "val_score_center": 490.0}
+    assert choose({**row, "val_center_gain_low": -40.0, "val_center_gain_high": 20.0}) == "center"  # worse, within the noise
+    assert choose({**row, "val_center_gain_low": -40.0, "val_center_gain_high": -2.0}) == "none"  # worse for sure
+    assert choose({**row, "val_score_center": 600.0, "val_center_gain_low": 50.0, "val_center_gain_high": 150.0}) == "center"
+    assert choose({"val_score": 500.0}) == "none"  # not measured (no validation people): nothing to adapt on
+
+
+def test_validation_measures_the_gain_of_centring_with_its_interval():
+    q, g, people = _two_domains(60, 1)
+    row = adapt_scores(q, people, g, people)
+    assert row["val_score_center"] > row["val_score"] + 100  # the domain offset hides who is who until it is removed
+    assert 0 < row["val_center_gain_low"] <= row["val_score_center"] - row["val_score"] <= row["val_center_gain_high"]
+    assert choose(row) == "center"
+    same = adapt_scores(q, people, q.copy(), people)  # one domain both sides: centring changes nothing measurable
+    assert same["val_center_gain_low"] <= 0 <= same["val_center_gain_high"]

@@ -59,6 +59,29 @@ def score(recalls: dict[int, float]) -> float:
     return float(sum(w * recalls[k] for k, w in SCORE_WEIGHTS.items()))
 
 
+def _per_query_score(rel: np.ndarray) -> np.ndarray:
+    """Each query's share of the score: 600 if right at 1, +300 if right within 5, +100 within 10."""
+    return sum(w * rel[:, :k].any(axis=1) for k, w in SCORE_WEIGHTS.items()).astype(float)
+
+
+def _resample_people(values: dict[str, np.ndarray], query_people: Sequence[str], seed: int, resamples: int) -> dict[str, np.ndarray]:
+    """Each per-query value's mean over `resamples` draws of the people with replacement (one person's queries go together)."""
+    people = sorted(set(query_people))
+    index = {p: i for i, p in enumerate(people)}
+    owner = np.array([index[p] for p in query_people])
+    counts = np.bincount(owner, minlength=len(people)).astype(float)
+    sums = {name: np.bincount(owner, weights=v, minlength=len(people)) for name, v in values.items()}
+    rng = np.random.default_rng([seed, 53])
+    means: dict[str, list[np.ndarray]] = {name: [] for name in sums}
+    for start in range(0, resamples, BOOTSTRAP_CHUNK):  # bounded memory for test sets of many people
+        draws = rng.integers(0, len(people), size=(min(BOOTSTRAP_CHUNK, resamples - start), len(people)))
+        weights = np.stack([np.bincount(row, minlength=len(people)) for row in draws]).astype(float)  # times each person is drawn
+        n = weights @ counts
+        for name, s in sums.items():
+            means[name].append((weights @ s) / n)
+    return {name: np.concatenate(v) for name, v in means.items()}
+
+
 def bootstrap_intervals(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], seed: int,
                         resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, float]:
     """Percentile bootstrap intervals for score and recall@1, resampling test *people* with replacement.
@@ -66,30 +89,26 @@ def bootstrap_intervals(rankings: np.ndarray, query_people: Sequence[str], galle
     People, not queries, are the unit: one person's queries are not independent draws, and a new
     set of people is what a rerun elsewhere (or another dataset) brings.
     """
-    rel = relevance(rankings, query_people, gallery_people)
-    per_query = {k: rel[:, :k].any(axis=1).astype(float) for k in SCORE_WEIGHTS}
-    people = sorted(set(query_people))
-    if not people:
+    if not query_people:
         return {}
-    index = {p: i for i, p in enumerate(people)}
-    owner = np.array([index[p] for p in query_people])
-    counts = np.bincount(owner, minlength=len(people)).astype(float)
-    sums = {k: np.bincount(owner, weights=v, minlength=len(people)) for k, v in per_query.items()}
-    rng = np.random.default_rng([seed, 53])
-    recalls: dict[int, list[np.ndarray]] = {k: [] for k in sums}
-    for start in range(0, resamples, BOOTSTRAP_CHUNK):  # bounded memory for test sets of many people
-        draws = rng.integers(0, len(people), size=(min(BOOTSTRAP_CHUNK, resamples - start), len(people)))
-        weights = np.stack([np.bincount(row, minlength=len(people)) for row in draws]).astype(float)  # times each person is drawn
-        n = weights @ counts
-        for k, s in sums.items():
-            recalls[k].append((weights @ s) / n)
-    recalls = {k: np.concatenate(v) for k, v in recalls.items()}
-    scores = sum(w * recalls[k] for k, w in SCORE_WEIGHTS.items())
+    rel = relevance(rankings, query_people, gallery_people)
+    means = _resample_people({"score": _per_query_score(rel), "recall@1": rel[:, :1].any(axis=1).astype(float)},
+                             query_people, seed, resamples)
     out = {}
-    for name, values, digits in (("score", scores, 3), ("recall@1", recalls[1], 6)):
-        low, high = np.percentile(values, [2.5, 97.5])
+    for name, digits in (("score", 3), ("recall@1", 6)):
+        low, high = np.percentile(means[name], [2.5, 97.5])
         out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = round(float(low), digits), round(float(high), digits)
     return out
+
+
+def difference_interval(rankings_a: np.ndarray, rankings_b: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str],
+                        seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """95% interval of score(b) - score(a) for two rankings of the same queries: paired, the same people drawn for both."""
+    if not query_people:
+        return 0.0, 0.0
+    gain = _per_query_score(relevance(rankings_b, query_people, gallery_people)) - _per_query_score(relevance(rankings_a, query_people, gallery_people))
+    low, high = np.percentile(_resample_people({"gain": gain}, query_people, seed, resamples)["gain"], [2.5, 97.5])
+    return round(float(low), 3), round(float(high), 3)
 
 
 def evaluate(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict:

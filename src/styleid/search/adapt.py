@@ -4,7 +4,13 @@ center: each domain's embeddings minus that domain's own mean, then L2-normalise
 sit in different regions of the embedding space; the offset between the regions is the same for every
 person, so removing each side's mean (computed from the queries and the gallery themselves, never from
 labels) leaves what tells people apart. The training run measures it on the validation people
-(val_score vs val_score_center) and records its choice in model.json; embed.adapt auto follows it.
+(val_score vs val_score_center, and the paired bootstrap interval of the difference) and records its
+choice in model.json; embed.adapt auto follows it.
+
+Centring is the prior, and validation can only veto it. A few dozen validation people cannot tell a
+few points apart, and a choice made on such a difference is a coin flip whose cost is lopsided:
+uncentred, a photo's nearest neighbours are other photos, so re-rankers built on shared neighbours
+(retrieve.rerank kreciprocal) have nothing to work with across the domains.
 """
 
 from __future__ import annotations
@@ -27,15 +33,17 @@ def adapt_pair(queries: np.ndarray, gallery: np.ndarray, method: str) -> tuple[n
     return center(queries, queries.mean(0)), center(gallery, gallery.mean(0))
 
 
-def val_score_key(method: str) -> str:
-    """The training history's name for the validation score under `method`: val_score, val_score_center, ..."""
-    return "val_score" if method == "none" else f"val_score_{method}"
+def val_key(method: str, measure: str = "score") -> str:
+    """The training history's name for a validation measure (score, map) under `method`: val_score, val_score_center, val_map, ..."""
+    return f"val_{measure}" if method == "none" else f"val_{measure}_{method}"
 
 
-def choose(val_scores: dict[str, float]) -> str:
-    """The adaptation with the best validation score; none unless another is strictly better."""
-    best = "none"
-    for method in ADAPTATIONS:
-        if method in val_scores and val_scores[method] > val_scores.get(best, -np.inf):
-            best = method
-    return best
+PRIOR = "center"  # what embed.adapt auto uses unless the validation people show it is worse beyond their noise
+
+
+def choose(row: dict[str, float]) -> str:
+    """The adaptation for embed.adapt auto, from a validation row: PRIOR unless it was not measured, or the
+    upper end of its gain's 95% interval over none (val_center_gain_high) is below zero."""
+    if val_key(PRIOR) not in row:
+        return "none"
+    return "none" if row.get(f"val_{PRIOR}_gain_high", 0.0) < 0 else PRIOR
