@@ -38,6 +38,11 @@ def val_key(method: str, measure: str = "score") -> str:
     return f"val_{measure}" if method == "none" else f"val_{measure}_{method}"
 
 
+def gain_key(method: str, end: str) -> str:
+    """The training history's name for one end (low, high) of the 95% interval of `method`'s score gain over none."""
+    return f"val_{method}_gain_{end}"
+
+
 PRIOR = "center"  # what embed.adapt auto uses unless the validation people show it is worse beyond their noise
 
 
@@ -46,4 +51,4 @@ def choose(row: dict[str, float]) -> str:
     upper end of its gain's 95% interval over none (val_center_gain_high) is below zero."""
     if val_key(PRIOR) not in row:
         return "none"
-    return "none" if row.get(f"val_{PRIOR}_gain_high", 0.0) < 0 else PRIOR
+    return "none" if row.get(gain_key(PRIOR, "high"), 0.0) < 0 else PRIOR

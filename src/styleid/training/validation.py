@@ -12,7 +12,7 @@ from torch import nn
 
 from styleid import metrics
 from styleid.inference.normalize import l2_normalize
-from styleid.search.adapt import ADAPTATIONS, adapt_pair, choose, val_key
+from styleid.search.adapt import ADAPTATIONS, adapt_pair, choose, gain_key, val_key
 
 
 def rankings(q: np.ndarray, g: np.ndarray, adapt: str = "none") -> np.ndarray:
@@ -30,8 +30,8 @@ def adapt_scores(q: np.ndarray, q_people: list[str], g: np.ndarray, g_people: li
         measured = metrics.evaluate(r, q_people, g_people)
         row[val_key(adapt)], row[val_key(adapt, "map")] = measured["score"], measured["mAP"]
     for adapt in ADAPTATIONS[1:]:
-        row[f"val_{adapt}_gain_low"], row[f"val_{adapt}_gain_high"] = metrics.difference_interval(ranked["none"], ranked[adapt], q_people,
-                                                                                                  g_people, seed)
+        row[gain_key(adapt, "low")], row[gain_key(adapt, "high")] = metrics.difference_interval(ranked["none"], ranked[adapt], q_people,
+                                                                                                g_people, seed)
     return row
 
 
