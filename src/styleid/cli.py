@@ -165,6 +165,26 @@ def serve(index_dir: Path = typer.Option(..., "--index", help="an index from `st
     run(index_dir, host, port)
 
 
+@app.command("compare")
+@stage
+def compare(base: Path = typer.Argument(..., help="the baseline run's project folder (after `dvc repro`)"),
+            other: Path = typer.Argument(..., help="the run to compare with it, on the same test set"),
+            seed: int = typer.Option(0, "--seed", help="seeds the bootstrap draws of the people"),
+            json_out: Optional[Path] = typer.Option(None, "--json", help="also write the comparison here as JSON")) -> None:
+    """OTHER's score minus BASE's, with the 95% interval of that gain (the same test people resampled for both)."""
+    from dataclasses import asdict
+
+    from styleid.paired_comparison import compare as compare_runs, load_run
+    from styleid.fileio import write_json
+
+    result = compare_runs(load_run(base), load_run(other), seed)
+    if json_out:
+        write_json(json_out, {**asdict(result), "verdict": result.verdict})
+    typer.echo(f"{other} - {base}: score {result.score_other:.1f} - {result.score_base:.1f} = {result.gain:+.1f} "
+               f"(95% paired interval {result.gain_low:+.1f} to {result.gain_high:+.1f}; {result.n_queries} queries of "
+               f"{result.n_people} people): {result.verdict}")
+
+
 @app.command("make-competition")
 @stage
 def make_competition(source: Path = typer.Argument(..., help="a dataset with photos/<person>/ beside <renders>/<person>/"),

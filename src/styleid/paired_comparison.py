@@ -1,0 +1,88 @@
+"""Compare two runs on the same test set: the score gain and its paired bootstrap interval.
+
+Two runs' own intervals overlap long before their difference is noise: the same hard people pull
+both scores down together. Resampling the people once for both rankings (paired) measures the gain
+itself, which is what "B beats A" means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from styleid import metrics
+from styleid.errors import StyleidError
+from styleid.fileio import read_json
+
+RETRIEVED = Path("data/retrieved.npz")  # relative to a run's root, as in styleid.artifacts
+QUERIES = Path("data/embeddings/query.json")
+GALLERY = Path("data/embeddings/gallery.json")
+
+
+@dataclass
+class Run:
+    root: Path
+    ids: np.ndarray  # (queries, top_k) gallery rows, -1 = none
+    queries: list[tuple[str, str]]  # (name, person), in row order
+    gallery: list[tuple[str, str]]
+
+
+@dataclass
+class Comparison:
+    score_base: float
+    score_other: float
+    gain: float  # score(other) - score(base)
+    gain_low: float  # 95% paired bootstrap interval of the gain
+    gain_high: float
+    n_queries: int
+    n_people: int
+
+    @property
+    def verdict(self) -> str:
+        if self.gain_low > 0:
+            return "better beyond the noise"
+        if self.gain_high < 0:
+            return "worse beyond the noise"
+        return "within the noise"
+
+
+def load_run(root: Path) -> Run:
+    """A finished run (its retrieve and embed outputs), named by its project folder."""
+    for rel in (RETRIEVED, QUERIES, GALLERY):
+        if not (root / rel).is_file():
+            raise StyleidError(f"{root / rel}: missing; run `dvc repro` in {root} first (or `dvc exp apply` the experiment)")
+    try:
+        ids = np.load(root / RETRIEVED)["ids"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise StyleidError(f"{root / RETRIEVED}: unreadable ({exc}); rerun `dvc repro retrieve` in {root}") from None
+    queries = [(q["name"], q["person"]) for q in read_json(root / QUERIES)]
+    gallery = [(g["name"], g["person"]) for g in read_json(root / GALLERY)]
+    if ids.shape[0] != len(queries):
+        raise StyleidError(f"{root / RETRIEVED}: {ids.shape[0]} rankings for {len(queries)} queries; rerun `dvc repro retrieve` in {root}")
+    return Run(root, ids, queries, gallery)
+
+
+def _aligned(base: Run, other: Run) -> np.ndarray:
+    """other's rankings with its rows in base's query order and its ids as base's gallery rows."""
+    if set(base.queries) != set(other.queries) or set(base.gallery) != set(other.gallery):
+        raise StyleidError(f"{other.root}: its test queries or gallery differ from {base.root}'s; compare runs of the same test set "
+                           "(the same data.source/data.test_source, split and seed)")
+    if not all(person for _, person in base.queries + base.gallery):
+        raise StyleidError(f"{base.root}: the test set has no ground truth (unlabelled); nothing to compare")
+    row = {q: i for i, q in enumerate(other.queries)}
+    to_base = {g: i for i, g in enumerate(base.gallery)}
+    remap = np.array([to_base[g] for g in other.gallery] + [-1])  # index -1 (no result) stays -1
+    ids = other.ids[[row[q] for q in base.queries]]
+    return remap[np.where(ids < 0, len(other.gallery), ids)]
+
+
+def compare(base: Run, other: Run, seed: int = 0) -> Comparison:
+    other_ids = _aligned(base, other)
+    query_people = [p for _, p in base.queries]
+    gallery_people = [p for _, p in base.gallery]
+    score_base = metrics.evaluate(base.ids, query_people, gallery_people)["score"]
+    score_other = metrics.evaluate(other_ids, query_people, gallery_people)["score"]
+    low, high = metrics.difference_interval(base.ids, other_ids, query_people, gallery_people, seed)
+    return Comparison(score_base, score_other, round(score_other - score_base, 3), low, high, len(query_people), len(set(query_people)))

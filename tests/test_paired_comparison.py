@@ -1,0 +1,74 @@
+"""`styleid compare`: the gain of one run over another on the same test set, with its paired interval."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from styleid.cli import app
+from styleid.errors import StyleidError
+from styleid.paired_comparison import compare, load_run
+
+PEOPLE = 40
+
+
+def _write_run(root, right_at_1: set[int], query_order=None, gallery_order=None):
+    """A finished run: one photo and one render per person; person p's query ranks its render first when p is in right_at_1."""
+    query_order = list(range(PEOPLE)) if query_order is None else query_order
+    gallery_order = list(range(PEOPLE)) if gallery_order is None else gallery_order
+    row_of = {p: i for i, p in enumerate(gallery_order)}
+    ids = []
+    for p in query_order:
+        wrong = [row_of[o] for o in range(PEOPLE) if o != p][:10]
+        ids.append([row_of[p]] + wrong[:9] if p in right_at_1 else wrong)
+    (root / "data" / "embeddings").mkdir(parents=True)
+    np.savez(root / "data" / "retrieved.npz", ids=np.array(ids), scores=np.zeros((PEOPLE, 10)), ms_per_query=0.1)
+    (root / "data" / "embeddings" / "query.json").write_text(json.dumps([{"name": f"photos/{p}.jpg", "person": f"p{p}", "file": "x"} for p in query_order]))
+    (root / "data" / "embeddings" / "gallery.json").write_text(json.dumps([{"name": f"renders/{p}.jpg", "person": f"p{p}", "file": "y"} for p in gallery_order]))
+    return root
+
+
+def test_a_clear_gain_is_beyond_the_noise_and_no_gain_is_within_it(tmp_path):
+    base = load_run(_write_run(tmp_path / "a", set(range(10))))
+    better = load_run(_write_run(tmp_path / "b", set(range(30))))
+    result = compare(base, better)
+    assert (result.score_base, result.score_other) == (250.0, 750.0) and result.gain == 500.0
+    assert 0 < result.gain_low < 500 < result.gain_high and result.verdict == "better beyond the noise"
+    assert compare(better, base).verdict == "worse beyond the noise"
+    same = compare(base, load_run(_write_run(tmp_path / "c", set(range(1, 11)))))  # as many right, other people
+    assert same.gain == 0 and same.gain_low < 0 < same.gain_high and same.verdict == "within the noise"
+    assert (result.n_queries, result.n_people) == (PEOPLE, PEOPLE)
+
+
+def test_runs_listing_queries_and_gallery_in_another_order_are_matched_by_name(tmp_path):
+    base = load_run(_write_run(tmp_path / "a", set(range(10))))
+    shuffled = load_run(_write_run(tmp_path / "b", set(range(10)), query_order=list(range(PEOPLE))[::-1],
+                                   gallery_order=list(np.random.default_rng(0).permutation(PEOPLE))))
+    result = compare(base, shuffled)
+    assert result.gain == 0 and result.gain_low == result.gain_high == 0
+
+
+def test_different_test_sets_and_unfinished_runs_are_refused_with_one_line(tmp_path):
+    base = load_run(_write_run(tmp_path / "a", set(range(10))))
+    other = _write_run(tmp_path / "b", set(range(10)))
+    gallery = json.loads((other / "data/embeddings/gallery.json").read_text())
+    (other / "data/embeddings/gallery.json").write_text(json.dumps(gallery[:-1]))
+    with pytest.raises(StyleidError, match="differ from"):
+        compare(base, load_run(other))
+    with pytest.raises(StyleidError, match=r"retrieved.npz: missing; run `dvc repro`"):
+        load_run(tmp_path / "nothing")
+
+
+def test_the_command_prints_the_gain_and_writes_json(tmp_path):
+    _write_run(tmp_path / "a", set(range(10)))
+    _write_run(tmp_path / "b", set(range(30)))
+    out = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(tmp_path / "gain.json")])
+    assert out.exit_code == 0, out.output
+    assert "= +500.0" in out.output and "better beyond the noise" in out.output and "40 queries of 40 people" in out.output
+    saved = json.loads((tmp_path / "gain.json").read_text())
+    assert saved["gain"] == 500.0 and saved["verdict"] == "better beyond the noise"
+    missing = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "nope")])
+    assert missing.exit_code != 0 and "missing; run `dvc repro`" in missing.output and "Traceback" not in missing.output
