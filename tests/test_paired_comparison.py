@@ -72,3 +72,17 @@ def test_the_command_prints_the_gain_and_writes_json(tmp_path):
     assert saved["gain"] == 500.0 and saved["verdict"] == "better beyond the noise"
     missing = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "nope")])
     assert missing.exit_code != 0 and "missing; run `dvc repro`" in missing.output and "Traceback" not in missing.output
+
+
+def test_people_renamed_by_source_tags_still_match_but_regrouped_people_do_not(tmp_path):
+    base = load_run(_write_run(tmp_path / "a", set(range(10))))
+    tagged = _write_run(tmp_path / "b", set(range(20)))
+    for part in ("query", "gallery"):
+        path = tagged / f"data/embeddings/{part}.json"
+        path.write_text(json.dumps([{**e, "person": "s0:" + e["person"]} for e in json.loads(path.read_text())]))
+    assert compare(base, load_run(tagged)).gain == 250.0  # 10 more of 40 people right at 1: a quarter of 1000
+    merged = _write_run(tmp_path / "c", set(range(10)))
+    path = merged / "data/embeddings/gallery.json"
+    path.write_text(json.dumps([{**e, "person": "p0" if e["person"] == "p1" else e["person"]} for e in json.loads(path.read_text())]))
+    with pytest.raises(StyleidError, match="other people"):
+        compare(base, load_run(merged))

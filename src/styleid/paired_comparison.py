@@ -25,7 +25,7 @@ GALLERY = Path("data/embeddings/gallery.json")
 class Run:
     root: Path
     ids: np.ndarray  # (queries, top_k) gallery rows, -1 = none
-    queries: list[tuple[str, str]]  # (name, person), in row order
+    queries: list[tuple[str, str]]  # (image key, person), in row order
     gallery: list[tuple[str, str]]
 
 
@@ -48,6 +48,13 @@ class Comparison:
         return "within the noise"
 
 
+def _keyed(entries: list[dict]) -> list[tuple[str, str]]:
+    """(key, person) per image. The key is the image's name in its dataset; where two sources share a name, the file too."""
+    names = [e["name"] for e in entries]
+    unique = len(set(names)) == len(names)
+    return [(e["name"] if unique else f"{e['name']}|{e['file']}", e["person"]) for e in entries]
+
+
 def load_run(root: Path) -> Run:
     """A finished run (its retrieve and embed outputs), named by its project folder."""
     for rel in (RETRIEVED, QUERIES, GALLERY):
@@ -57,24 +64,36 @@ def load_run(root: Path) -> Run:
         ids = np.load(root / RETRIEVED)["ids"]
     except (OSError, ValueError, KeyError) as exc:
         raise StyleidError(f"{root / RETRIEVED}: unreadable ({exc}); rerun `dvc repro retrieve` in {root}") from None
-    queries = [(q["name"], q["person"]) for q in read_json(root / QUERIES)]
-    gallery = [(g["name"], g["person"]) for g in read_json(root / GALLERY)]
+    queries, gallery = _keyed(read_json(root / QUERIES)), _keyed(read_json(root / GALLERY))
     if ids.shape[0] != len(queries):
         raise StyleidError(f"{root / RETRIEVED}: {ids.shape[0]} rankings for {len(queries)} queries; rerun `dvc repro retrieve` in {root}")
     return Run(root, ids, queries, gallery)
 
 
+def _keys(images: list[tuple[str, str]]) -> set[str]:
+    return {key for key, _ in images}
+
+
+def _same_people(base: Run, other: Run) -> None:
+    """The same images belong to the same people in both runs, up to names (several sources tag names: s0:...)."""
+    other_person = dict(other.queries + other.gallery)
+    pairs = {(other_person[key], person) for key, person in base.queries + base.gallery}
+    if len({o for o, _ in pairs}) != len(pairs) or len({b for _, b in pairs}) != len(pairs):
+        raise StyleidError(f"{other.root}: its test images belong to other people than in {base.root}; compare runs of the same test set")
+
+
 def _aligned(base: Run, other: Run) -> np.ndarray:
     """other's rankings with its rows in base's query order and its ids as base's gallery rows."""
-    if set(base.queries) != set(other.queries) or set(base.gallery) != set(other.gallery):
+    if _keys(base.queries) != _keys(other.queries) or _keys(base.gallery) != _keys(other.gallery):
         raise StyleidError(f"{other.root}: its test queries or gallery differ from {base.root}'s; compare runs of the same test set "
                            "(the same data.source/data.test_source, split and seed)")
     if not all(person for _, person in base.queries + base.gallery):
         raise StyleidError(f"{base.root}: the test set has no ground truth (unlabelled); nothing to compare")
-    row = {q: i for i, q in enumerate(other.queries)}
-    to_base = {g: i for i, g in enumerate(base.gallery)}
-    remap = np.array([to_base[g] for g in other.gallery] + [-1])  # index -1 (no result) stays -1
-    ids = other.ids[[row[q] for q in base.queries]]
+    _same_people(base, other)
+    row = {key: i for i, (key, _) in enumerate(other.queries)}
+    to_base = {key: i for i, (key, _) in enumerate(base.gallery)}
+    remap = np.array([to_base[key] for key, _ in other.gallery] + [-1])  # index -1 (no result) stays -1
+    ids = other.ids[[row[key] for key, _ in base.queries]]
     return remap[np.where(ids < 0, len(other.gallery), ids)]
 
 
