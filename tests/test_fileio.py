@@ -60,3 +60,12 @@ def test_fetch_removes_a_killed_runs_leftovers_even_when_the_source_is_unchanged
     again = subprocess.run([sys.executable, str(REPO / "stages" / "fetch.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "source unchanged" in again.stdout, again.stderr
     assert list((tmp_path / "data").rglob(".*.tmp")) == [] and "left by a killed run" in again.stderr
+
+
+def test_tqdm_disable_silences_every_bar_also_those_that_decide_for_themselves(monkeypatch):
+    from styleid.progress import bar
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert not bar(range(3), hide=False).disable and bar(range(3), hide=True).disable
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert bar(range(3), hide=False).disable and list(bar(range(3))) == [0, 1, 2]

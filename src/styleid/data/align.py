@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Iterable
 
 from PIL import Image
-from tqdm import tqdm
 
 from styleid.data.manifest import RENDERED
 from styleid.errors import FACENET_INSTALL, require
 from styleid.fileio import atomic_path
 from styleid.images import load_rgb
+from styleid.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings) -
     mapping: dict[str, str] = {}
     computed = fallbacks = 0
     files = list(files)
-    for file in tqdm(files, desc="align", unit="image", leave=False, mininterval=2.0, disable=len(files) < 100):  # live count and ETA
+    for file in bar(files, desc="align", unit="image", leave=False, mininterval=2.0, hide=len(files) < 100):  # live count and ETA
         name = crop_name(file, settings)
         target = out_dir / name
         if not target.is_file():

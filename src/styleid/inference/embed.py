@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from styleid.inference.dataset import ImageDataset
 from styleid.inference.transforms import prepare_batch
+from styleid.progress import bar
 
 
 def device_of(model) -> torch.device:
@@ -57,8 +57,8 @@ def iter_embed(model: nn.Module, paths: Sequence[Path], transform: Callable, bat
                         persistent_workers=False, pin_memory=device_of(model).type == "cuda")
     model.eval()
     with torch.inference_mode():
-        for images in tqdm(prefetched(loader) if num_workers == 0 else loader, desc=desc, leave=False, total=len(loader),
-                           disable=len(paths) < batch_size * 4):
+        for images in bar(prefetched(loader) if num_workers == 0 else loader, desc=desc, leave=False, total=len(loader),
+                          hide=len(paths) < batch_size * 4):
             yield embed_batch(model, images, flip).cpu().numpy().astype(np.float32)
 
 

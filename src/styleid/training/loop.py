@@ -20,12 +20,12 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from styleid.errors import ParamsError, StyleidError
 from styleid.inference.transforms import eval_input_transform, eval_transform, prepare_batch
 from styleid.models.embedder import Embedder, build, model_config
 from styleid.params import Params
+from styleid.progress import bar
 from styleid.training import checkpoint as checkpoints
 from styleid.training.batches import FeatureBatches, ImageBatches
 from styleid.training.datasets import TrainDataset
@@ -169,8 +169,8 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         total, count = 0.0, 0
         epoch_start = time.perf_counter()
         batches, global_sizes = group.epoch_batches(next_epoch, params.seed, epoch)
-        progress = tqdm(source.epoch(batches), total=len(batches), desc=f"train: epoch {epoch}/{params.epochs}", unit="batch",
-                        leave=False, mininterval=2.0, disable=not group.main)  # live loss, images/s and ETA
+        progress = bar(source.epoch(batches), total=len(batches), desc=f"train: epoch {epoch}/{params.epochs}", unit="batch",
+                       leave=False, mininterval=2.0, hide=not group.main)  # live loss, images/s and ETA
         for b, (images, batch_labels, features) in enumerate(progress):
             n = len(batch_labels)
             weight, unscale = group.loss_weight(n, global_sizes[b], pointwise)
