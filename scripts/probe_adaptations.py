@@ -24,6 +24,7 @@ from styleid.fileio import read_json
 from styleid.gallery.embedder import PhotoEmbedder
 from styleid.images import load_rgb
 from styleid.inference.normalize import l2_normalize
+from styleid.search.adapt import adapt_pair
 
 
 def _inverse_sqrt(cov: np.ndarray) -> np.ndarray:
@@ -42,13 +43,14 @@ def _shrunk_cov(x: np.ndarray) -> np.ndarray:
 
 def adaptations(q: np.ndarray, g: np.ndarray):
     """(name, queries, gallery) for each candidate; every statistic comes from the embeddings themselves, no labels."""
-    cq, cg = q - q.mean(0), g - g.mean(0)
+    centred = adapt_pair(q, g, "center")  # the pipeline's own (embed.adapt)
     yield "none", q, g
-    yield "center", l2_normalize(cq), l2_normalize(cg)
+    yield "center", *centred
+    cq, cg = q - q.mean(0), g - g.mean(0)
     pooled = _inverse_sqrt(_shrunk_cov(np.vstack([cq, cg])))
     yield "center + pooled whitening", l2_normalize(cq @ pooled), l2_normalize(cg @ pooled)
     yield "per-domain whitening", l2_normalize(cq @ _inverse_sqrt(_shrunk_cov(q))), l2_normalize(cg @ _inverse_sqrt(_shrunk_cov(g)))
-    yield "CORAL (gallery recoloured as queries)", l2_normalize(cq), l2_normalize(cg @ _inverse_sqrt(_shrunk_cov(g)) @ _sqrt(_shrunk_cov(q)))
+    yield "CORAL (gallery recoloured as queries)", centred[0], l2_normalize(cg @ _inverse_sqrt(_shrunk_cov(g)) @ _sqrt(_shrunk_cov(q)))
 
 
 def main(run: Path) -> None:
@@ -61,11 +63,11 @@ def main(run: Path) -> None:
     g = embedder.embed([load_rgb(Path(e["file"])) for e in split["val_gallery"]])
     q_people, g_people = [e["person"] for e in split["val_query"]], [e["person"] for e in split["val_gallery"]]
     ranked = {name: metrics.rank_by_scores(a @ b.T) for name, a, b in adaptations(q, g)}
+    measured = {name: metrics.evaluate(r, q_people, g_people) for name, r in ranked.items()}
     print(f"{run}: {len(q)} validation photos, {len(g)} renders, {len(set(q_people))} people")
-    for name, r in ranked.items():
-        m = metrics.evaluate(r, q_people, g_people)
-        low, high = metrics.difference_interval(ranked["center"], r, q_people, g_people, seed=0)
-        print(f"  {name:40s} score {m['score']:6.1f}  mAP {m['mAP']:.3f}  gain over center {m['score'] - metrics.evaluate(ranked['center'], q_people, g_people)['score']:+7.1f} ({low:+.1f} to {high:+.1f})")
+    for name, m in measured.items():
+        low, high = metrics.difference_interval(ranked["center"], ranked[name], q_people, g_people, seed=0)
+        print(f"  {name:40s} score {m['score']:6.1f}  mAP {m['mAP']:.3f}  gain over center {m['score'] - measured['center']['score']:+7.1f} ({low:+.1f} to {high:+.1f})")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from styleid import metrics
+from styleid.artifacts import EMBEDDINGS, RETRIEVED
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
 
-RETRIEVED = Path("data/retrieved.npz")  # relative to a run's root, as in styleid.artifacts
-QUERIES = Path("data/embeddings/query.json")
-GALLERY = Path("data/embeddings/gallery.json")
+QUERIES, GALLERY = EMBEDDINGS / "query.json", EMBEDDINGS / "gallery.json"  # relative to a run's root, as RETRIEVED
 
 
 @dataclass
