@@ -386,6 +386,24 @@ def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):
     assert result["recall@1"] >= 0.25, result  # 3x chance (2 of the 24 renders are each query's person)
     submission = json.loads((repo / "submission.json").read_text())
     assert set(submission) == {e["name"] for e in splits["query"]} and all(v[0].startswith("renders/") for v in submission.values())
+    _check_self_training(repo)
+
+
+def _check_self_training(repo: Path) -> None:
+    """embed.self_train: pseudo-people found among the test images, the model fine-tuned on them, the test embedded again with it,
+    and `styleid search` embedding new photos with that same model (a test photo comes back as its stored row ranked)."""
+    before = np.load(repo / "data" / "embeddings" / "query" / "shard-00000.npy")
+    run(repo, "dvc", "exp", "run", "-S", "embed.self_train.epochs=1", "-S", "embed.self_train.lr=0.001", "-S", "embed.self_train.k1=4",
+        "-S", "embed.self_train.k2=2", "-S", "embed.self_train.min_samples=2")
+    embed = json.loads((repo / "metrics" / "embed.json").read_text())
+    assert embed["pseudo_people"] >= 2 and embed["pseudo_queries"] > 0 and embed["pseudo_gallery"] > 0, embed
+    assert (repo / "data" / "embeddings" / "self_trained" / "model.safetensors").is_file()
+    after = np.load(repo / "data" / "embeddings" / "query" / "shard-00000.npy")
+    assert after.shape == before.shape and not np.allclose(after, before, atol=1e-3)
+    queries = json.loads((repo / "data" / "embeddings" / "query.json").read_text())
+    submission = json.loads((repo / "submission.json").read_text())
+    out = json.loads(run(repo, sys.executable, "-m", "styleid.cli", "search", queries[0]["file"], "--top-k", "3", "--json"))
+    assert [m["name"] for m in out["results"][0]["matches"]] == submission[queries[0]["name"]][:3]
 
 
 def _readme_quickstart() -> list[str]:

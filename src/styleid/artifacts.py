@@ -17,6 +17,7 @@ ALIGNED_INDEX = ALIGNED / "index.json"
 DOMAINS = Path("data/domains.json")  # inferred photo/render labels of unmarked training images
 MODEL_DIR = Path("models")
 EMBEDDINGS = Path("data/embeddings")
+SELF_TRAINED = EMBEDDINGS / "self_trained"  # the model fine-tuned on the test images' pseudo-identities (embed.self_train)
 INDEX = Path("models/index")  # part-000.faiss, ... (several = IndexShards)
 INDEX_IDS = Path("models/gallery_ids.json")
 RETRIEVED = Path("data/retrieved.npz")

@@ -103,6 +103,22 @@ class AugmentParams(_Section):
 
 
 @dataclass(frozen=True)
+class SelfTrainParams(_Section):
+    epochs: int = 0  # epochs of fine-tuning on the test images' pseudo-identities (0 = off); transductive, no labels
+    lr: float = 1e-5  # learning rate of that fine-tuning (the training recipe otherwise: loss, batches, augmentation)
+    eps: float = 0.6  # DBSCAN radius on the k-reciprocal Jaccard distance (a pseudo-person's images lie closer than this)
+    min_samples: int = 4  # DBSCAN: images around a core image
+    k1: int = 20  # k-reciprocal neighbourhood size
+    k2: int = 6  # local query expansion size
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.epochs <= 1000, "embed.self_train.epochs", "must be in [0, 1000]")
+        _check(0 < self.lr <= 10, "embed.self_train.lr", "must be in (0, 10]")
+        _check(0 < self.eps < 1, "embed.self_train.eps", "is a Jaccard distance: must be in (0, 1)")
+        _check(self.min_samples >= 1 and self.k1 >= 1 and self.k2 >= 1, "embed.self_train.min_samples", "min_samples, k1 and k2 must be >= 1")
+
+
+@dataclass(frozen=True)
 class EmbedParams(_Section):
     batch_size: int = 64  # images per forward pass
     num_workers: int = 0  # DataLoader workers for image decoding
@@ -117,6 +133,7 @@ class EmbedParams(_Section):
     ray_actors: int = 0  # model replicas (Ray actors), each loads the model once; 0 = one per GPU, or the CPUs left after one for decoding
     ray_cpus_per_actor: float = 1.0  # CPUs each replica reserves (also its torch threads)
     ray_gpus_per_actor: float = 1.0  # GPUs each replica reserves, only when the cluster has GPUs
+    self_train: SelfTrainParams = field(default_factory=SelfTrainParams)  # a short fine-tune on the test images' pseudo-identities
 
     def __post_init__(self) -> None:
         _check(1 <= self.batch_size <= 1_000_000, "embed.batch_size", "must be in [1, 1000000]")

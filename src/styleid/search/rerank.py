@@ -42,15 +42,16 @@ def _reciprocal(rank: np.ndarray, i: int, k: int) -> np.ndarray:
     return forward[(backward == i).any(axis=1)]
 
 
-def kreciprocal_distance(queries: np.ndarray, gallery: np.ndarray, k1: int, k2: int, lambda_value: float) -> np.ndarray:
-    """Query x gallery distance after k-reciprocal re-ranking (smaller is closer)."""
-    n_q, n = len(queries), len(queries) + len(gallery)
+def _check_size(n: int) -> None:
     if n > KRECIPROCAL_MAX:  # checked before the gallery is read (it may be a lazy shards.Rows)
         raise ParamsError(f"retrieve.rerank: kreciprocal needs an n x n matrix; {n} images is over {KRECIPROCAL_MAX}; "
                           "use kreciprocal_local or aqe")
-    feats = np.concatenate([queries, np.asarray(gallery)]).astype(np.float32)
+
+
+def _encoding(feats: np.ndarray, k1: int, k2: int) -> tuple[np.ndarray, np.ndarray]:
+    """(v, dist): every image's k-reciprocal neighbourhood as weights over all n images (n x n), and the squared distances."""
+    n = len(feats)
     dist = np.maximum(2.0 - 2.0 * feats @ feats.T, 0.0)
-    original = (dist / np.maximum(dist.max(axis=0, keepdims=True), 1e-12)).T
     k1 = min(k1, n - 1)
     rank = np.argsort(dist, axis=1, kind="stable")[:, : k1 + 1]
     v = np.zeros((n, n), np.float32)
@@ -67,15 +68,41 @@ def kreciprocal_distance(queries: np.ndarray, gallery: np.ndarray, k1: int, k2: 
         v[i, expansion] = weight / weight.sum()
     if k2 > 1:
         v = np.stack([v[rank[i, :k2]].mean(axis=0) for i in range(n)])
+    return v, dist
+
+
+def _jaccard(v: np.ndarray, rows: int) -> np.ndarray:
+    """Jaccard distance between the first `rows` images' neighbourhoods and every image's (rows x n)."""
+    n = len(v)
     holders = [np.nonzero(v[:, j])[0] for j in range(n)]
-    jaccard = np.zeros((n_q, n), np.float32)
-    for i in range(n_q):
+    jaccard = np.zeros((rows, n), np.float32)
+    for i in range(rows):
         overlap = np.zeros(n, np.float32)
         for j in np.nonzero(v[i])[0]:
             overlap[holders[j]] += np.minimum(v[i, j], v[holders[j], j])
         jaccard[i] = 1.0 - overlap / (2.0 - overlap)
-    final = jaccard * (1 - lambda_value) + original[:n_q] * lambda_value
+    return jaccard
+
+
+def kreciprocal_distance(queries: np.ndarray, gallery: np.ndarray, k1: int, k2: int, lambda_value: float) -> np.ndarray:
+    """Query x gallery distance after k-reciprocal re-ranking (smaller is closer)."""
+    n_q = len(queries)
+    _check_size(n_q + len(gallery))
+    feats = np.concatenate([queries, np.asarray(gallery)]).astype(np.float32)
+    v, dist = _encoding(feats, k1, k2)
+    original = (dist / np.maximum(dist.max(axis=0, keepdims=True), 1e-12)).T
+    final = _jaccard(v, n_q) * (1 - lambda_value) + original[:n_q] * lambda_value
     return final[:, n_q:]
+
+
+def jaccard_distance(feats: np.ndarray, k1: int, k2: int) -> np.ndarray:
+    """The k-reciprocal Jaccard distance between every pair of `feats` (n x n, symmetric, 0 on the diagonal)."""
+    _check_size(len(feats))
+    v, _ = _encoding(np.asarray(feats, np.float32), k1, k2)
+    jaccard = _jaccard(v, len(v))
+    jaccard = np.clip((jaccard + jaccard.T) / 2, 0.0, 1.0)  # rounding leaves -1e-7s that DBSCAN refuses
+    np.fill_diagonal(jaccard, 0.0)
+    return jaccard
 
 
 def kreciprocal(queries: np.ndarray, gallery: np.ndarray, candidates: np.ndarray, k1: int, k2: int, lambda_value: float) -> np.ndarray:

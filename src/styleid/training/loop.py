@@ -107,14 +107,14 @@ def _loss_config(t) -> LossConfig:
 
 
 def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None] | None = None,
-          checkpoint: Path | None = None, key: str = "") -> TrainResult:
-    """Train; with `checkpoint`, save everything at the end of every epoch and go on from a checkpoint
-    written under the same `key` (the same params and data), ending as an uninterrupted run would."""
+          checkpoint: Path | None = None, key: str = "", init: Embedder | None = None) -> TrainResult:
+    """Train (from `init`'s weights when given, else params' pretrained backbone); with `checkpoint`, save everything at the end of
+    every epoch and go on from a checkpoint written under the same `key` (the same params and data), ending as an uninterrupted run would."""
     seed_everything(params.seed)
     t = params.train
     group = ProcessGroup()
     device = group.device
-    model = build(model_config(params), data.image_side)
+    model = copy.deepcopy(init) if init is not None else build(model_config(params), data.image_side)
     apply_freeze(model, t.freeze, t.unfreeze_last_n)
     classes = {p: i for i, p in enumerate(sorted({p for _, p in data.train}))}
     loss_fn = create_loss(t.loss, model.spec.out_dim, len(classes), _loss_config(t))

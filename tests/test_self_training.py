@@ -1,0 +1,84 @@
+"""embed.self_train: pseudo-identities from k-reciprocal clusters, and the fine-tune that starts from the trained model."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from styleid.inference.normalize import l2_normalize
+from styleid.models.embedder import ModelConfig, build
+from styleid.params import params_from_dict
+from styleid.search.pseudo_identities import find, purity
+from styleid.search.rerank import jaccard_distance
+from styleid.training.self_training import self_train
+
+
+def _people(rng, n_people: int, photos: int, renders: int, photo_only: int, dim: int = 32):
+    """Photo and render embeddings around each person's centre (renders offset by one shared style shift), plus photo-only people."""
+    centres = l2_normalize(rng.normal(size=(n_people + photo_only, dim)))
+    style = 0.3 * l2_normalize(rng.normal(size=(1, dim)))
+    q, q_people, g, g_people = [], [], [], []
+    for p, c in enumerate(centres):
+        for _ in range(photos):
+            q.append(c + 0.08 * rng.normal(size=dim))
+            q_people.append(p)
+        for _ in range(renders if p < n_people else 0):
+            g.append(c + style[0] + 0.08 * rng.normal(size=dim))
+            g_people.append(p)
+    return l2_normalize(np.array(q, np.float32)), q_people, l2_normalize(np.array(g, np.float32)), g_people
+
+
+def test_jaccard_distance_is_a_symmetric_distance_that_separates_people():
+    q, q_people, g, g_people = _people(np.random.default_rng(0), 6, 4, 3, 0)
+    dist = jaccard_distance(np.concatenate([q, g]), k1=6, k2=2)
+    people = np.array(q_people + g_people)
+    same = people[:, None] == people[None, :]
+    assert np.allclose(dist, dist.T) and np.all(np.diag(dist) == 0) and dist.min() >= 0 and dist.max() <= 1
+    assert dist[same & ~np.eye(len(people), dtype=bool)].max() < dist[~same].min()
+
+
+def test_pseudo_people_are_the_clusters_that_hold_both_domains():
+    q, q_people, g, g_people = _people(np.random.default_rng(1), 6, 4, 3, photo_only=3)
+    pseudo = find(q, g, eps=0.6, k1=6, k2=2, min_samples=3)
+    assert pseudo.people == 6
+    photo_only = np.array(q_people) >= 6
+    assert np.all(pseudo.query[photo_only] == -1)  # photo-only people teach nothing across domains: left out
+    assert np.all(pseudo.query[~photo_only] >= 0) and np.all(pseudo.gallery >= 0)
+    assert purity(np.concatenate([pseudo.query, pseudo.gallery]), q_people + g_people) == 1.0
+    assert pseudo.summary() == {"pseudo_people": 6, "pseudo_queries": 24, "pseudo_gallery": 18}
+    # each pseudo-person is one true person, on both sides
+    for c in range(6):
+        assert len({p for p, k in zip(q_people + g_people, np.concatenate([pseudo.query, pseudo.gallery])) if k == c}) == 1
+
+
+def test_no_clusters_when_nothing_is_close_enough():
+    q, _, g, _ = _people(np.random.default_rng(2), 4, 2, 2, 0)
+    assert find(q, g, eps=0.01, k1=3, k2=1, min_samples=3).people == 0
+
+
+def test_purity_counts_the_majority_person_of_each_cluster():
+    assert purity(np.array([0, 0, 0, 1, 1, -1]), ["a", "a", "b", "c", "c", "z"]) == 0.8
+
+
+def test_self_training_starts_from_the_given_model_and_trains_only_the_clustered_images(synthetic_root):
+    raw = {"backbone": "tf_efficientnet_lite0", "pretrained": "none", "batch_size": 8, "model": {"input_size": 32, "embed_dim": 16},
+           "train": {"augment": False, "m_per_class": 2}, "embed": {"self_train": {"epochs": 1, "lr": 0.001}}}
+    params = params_from_dict(raw)
+    torch.manual_seed(5)
+    start = build(ModelConfig("tf_efficientnet_lite0", "none", 32, 16, 1.0, True))
+    people = sorted((synthetic_root / "photos").iterdir())
+    images, domains, pseudo = [], [], []
+    for k, person in enumerate(people):
+        for domain in ("photos", "renders"):
+            for f in sorted((synthetic_root / domain / person.name).iterdir()):
+                images.append(f)
+                domains.append("photo" if domain == "photos" else "render")
+                pseudo.append(k if k < 4 else -1)  # four pseudo-people; the others unclustered
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    result = self_train(start, params, images, domains, np.array(pseudo))
+    assert result.images_seen == sum(c >= 0 for c in pseudo) and len(result.history) == 1
+    after = result.model.state_dict()
+    assert all(torch.equal(before[k], v) for k, v in start.state_dict().items())  # the given model is left as it was
+    changed = [k for k in after if not torch.equal(before[k], after[k])]
+    assert changed and all(after[k].shape == before[k].shape for k in after)
+    assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("backbone.") and "running_" in k)  # BN statistics held
