@@ -1,4 +1,4 @@
-"""Measure embed.self_train on a finished run's *validation* people (never its test people), before it is chosen.
+"""Measure self-training (the self_train stage) on a finished run's *validation* people (never its test people), before it is chosen.
 
     python scripts/probe_self_training.py RUN_FOLDER [--epochs 1] [--lr 1e-5] [--eps 0.6]
 
@@ -39,14 +39,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--lr", type=float, default=None, help="default: the run's embed.self_train.lr")
-    ap.add_argument("--eps", type=float, default=None, help="default: the run's embed.self_train.eps")
+    ap.add_argument("--lr", type=float, default=None, help="default: the run's self_train.lr")
+    ap.add_argument("--eps", type=float, default=None, help="default: the run's self_train.eps")
     args = ap.parse_args()
     os.chdir(args.run)
     params = load_params("params.yaml")
-    s = params.embed.self_train
+    s = params.self_train
     s = dataclasses.replace(s, epochs=args.epochs, lr=args.lr or s.lr, eps=args.eps or s.eps)
-    params = dataclasses.replace(params, embed=dataclasses.replace(params.embed, self_train=s))
+    params = dataclasses.replace(params, self_train=s)
     split = load_split()  # the model's inputs: face crops where the run aligned
     q_files, g_files = [Path(e["image"]) for e in split["val_query"]], [Path(e["image"]) for e in split["val_gallery"]]
     q_people, g_people = [e["person"] for e in split["val_query"]], [e["person"] for e in split["val_gallery"]]

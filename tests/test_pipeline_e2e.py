@@ -390,14 +390,15 @@ def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):
 
 
 def _check_self_training(repo: Path) -> None:
-    """embed.self_train: pseudo-people found among the test images, the model fine-tuned on them, the test embedded again with it,
-    and `styleid search` embedding new photos with that same model (a test photo comes back as its stored row ranked)."""
+    """The self_train stage: pseudo-people found among the test images, the model fine-tuned on them and exported, the test
+    embedded with it, and `styleid search` embedding new photos with that same model (a test photo comes back ranked as its row)."""
+    assert json.loads((repo / "models" / "self_trained" / "off.json").read_text()) == {"self_train": "off"}  # off by default
     before = np.load(repo / "data" / "embeddings" / "query" / "shard-00000.npy")
-    run(repo, "dvc", "exp", "run", "-S", "embed.self_train.epochs=1", "-S", "embed.self_train.lr=0.001", "-S", "embed.self_train.k1=4",
-        "-S", "embed.self_train.k2=2", "-S", "embed.self_train.min_samples=2")
-    embed = json.loads((repo / "metrics" / "embed.json").read_text())
-    assert embed["pseudo_people"] >= 2 and embed["pseudo_queries"] > 0 and embed["pseudo_gallery"] > 0, embed
-    assert (repo / "data" / "embeddings" / "self_trained" / "model.safetensors").is_file()
+    run(repo, "dvc", "exp", "run", "-S", "self_train.epochs=1", "-S", "self_train.lr=0.001", "-S", "self_train.k1=4",
+        "-S", "self_train.k2=2", "-S", "self_train.min_samples=2")
+    summary = json.loads((repo / "metrics" / "self_train.json").read_text())
+    assert summary["pseudo_people"] >= 2 and summary["pseudo_queries"] > 0 and summary["pseudo_gallery"] > 0, summary
+    assert {"model.json", "model.safetensors", "model.onnx", "model.int8.onnx"} <= {f.name for f in (repo / "models" / "self_trained").iterdir()}
     after = np.load(repo / "data" / "embeddings" / "query" / "shard-00000.npy")
     assert after.shape == before.shape and not np.allclose(after, before, atol=1e-3)
     queries = json.loads((repo / "data" / "embeddings" / "query.json").read_text())

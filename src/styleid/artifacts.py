@@ -16,8 +16,8 @@ ALIGNED = Path("data/aligned")
 ALIGNED_INDEX = ALIGNED / "index.json"
 DOMAINS = Path("data/domains.json")  # inferred photo/render labels of unmarked training images
 MODEL_DIR = Path("models")
+SELF_TRAINED = MODEL_DIR / "self_trained"  # the trained model fine-tuned on the test images' pseudo-people (self_train stage)
 EMBEDDINGS = Path("data/embeddings")
-SELF_TRAINED = EMBEDDINGS / "self_trained"  # the model fine-tuned on the test images' pseudo-identities (embed.self_train)
 INDEX = Path("models/index")  # part-000.faiss, ... (several = IndexShards)
 INDEX_IDS = Path("models/gallery_ids.json")
 RETRIEVED = Path("data/retrieved.npz")
@@ -35,3 +35,8 @@ def load_split(aligned: bool = True) -> dict:
             for entry in value:
                 entry["image"] = crops.get(entry["file"], entry["file"])
     return split
+
+
+def embedding_model() -> Path:
+    """The model the test set is embedded with: the self_train stage's fine-tune when it made one, else the trained model."""
+    return SELF_TRAINED if (SELF_TRAINED / "model.json").is_file() else MODEL_DIR

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from styleid import shards
-from styleid.artifacts import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, SELF_TRAINED
+from styleid.artifacts import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, embedding_model
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
 from styleid.runner import stage
@@ -37,10 +37,7 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
 
     d, e = params.data, params.embed
     settings = query_settings(read_json(ALIGNED_INDEX) if ALIGNED_INDEX.is_file() else None, d.align, d.align_size, d.align_margin)
-    if (SELF_TRAINED / "model.safetensors").is_file():  # embed.self_train: the gallery was embedded by the fine-tuned model (torch, fp32)
-        embedder = PhotoEmbedder(SELF_TRAINED, settings, e.flip_tta, "torch", best(), e.batch_size, "fp32")
-    else:
-        embedder = PhotoEmbedder(MODEL_DIR, settings, e.flip_tta, e.runtime, best(), e.batch_size, e.precision)
+    embedder = PhotoEmbedder(embedding_model(), settings, e.flip_tta, e.runtime, best(), e.batch_size, e.precision)  # the gallery's model
     return embedder.embed([load_rgb(photo) for photo in photos])  # a bad file is a one-line error naming it
 
 

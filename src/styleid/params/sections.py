@@ -112,10 +112,10 @@ class SelfTrainParams(_Section):
     k2: int = 6  # local query expansion size
 
     def __post_init__(self) -> None:
-        _check(0 <= self.epochs <= 1000, "embed.self_train.epochs", "must be in [0, 1000]")
-        _check(0 < self.lr <= 10, "embed.self_train.lr", "must be in (0, 10]")
-        _check(0 < self.eps < 1, "embed.self_train.eps", "is a Jaccard distance: must be in (0, 1)")
-        _check(self.min_samples >= 1 and self.k1 >= 1 and self.k2 >= 1, "embed.self_train.min_samples", "min_samples, k1 and k2 must be >= 1")
+        _check(0 <= self.epochs <= 1000, "self_train.epochs", "must be in [0, 1000]")
+        _check(0 < self.lr <= 10, "self_train.lr", "must be in (0, 10]")
+        _check(0 < self.eps < 1, "self_train.eps", "is a Jaccard distance: must be in (0, 1)")
+        _check(self.min_samples >= 1 and self.k1 >= 1 and self.k2 >= 1, "self_train.min_samples", "min_samples, k1 and k2 must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,6 @@ class EmbedParams(_Section):
     ray_actors: int = 0  # model replicas (Ray actors), each loads the model once; 0 = one per GPU, or the CPUs left after one for decoding
     ray_cpus_per_actor: float = 1.0  # CPUs each replica reserves (also its torch threads)
     ray_gpus_per_actor: float = 1.0  # GPUs each replica reserves, only when the cluster has GPUs
-    self_train: SelfTrainParams = field(default_factory=SelfTrainParams)  # a short fine-tune on the test images' pseudo-identities
 
     def __post_init__(self) -> None:
         _check(1 <= self.batch_size <= 1_000_000, "embed.batch_size", "must be in [1, 1000000]")
@@ -200,6 +199,7 @@ class Params(_Section):
     train: TrainParams = field(default_factory=TrainParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     embed: EmbedParams = field(default_factory=EmbedParams)
+    self_train: SelfTrainParams = field(default_factory=SelfTrainParams)
     index: IndexParams = field(default_factory=IndexParams)
     retrieve: RetrieveParams = field(default_factory=RetrieveParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)

@@ -1,4 +1,4 @@
-"""Pseudo-identities among unlabelled test images: k-reciprocal clusters that span both domains (embed.self_train).
+"""Pseudo-identities among unlabelled test images: k-reciprocal clusters that span both domains (the self_train stage).
 
 The query photos and the gallery renders are clustered together by DBSCAN on the k-reciprocal Jaccard
 distance (Zhong et al. 2017), the clustering that unsupervised re-identification self-trains on (MMT,

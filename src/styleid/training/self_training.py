@@ -1,9 +1,9 @@
-"""Self-training on the test images (embed.self_train): a short fine-tune of the trained model on pseudo-identities.
+"""Self-training on the test images (the self_train stage): a short fine-tune of the trained model on pseudo-identities.
 
 The pseudo-people come from search/pseudo_identities.py (k-reciprocal clusters that hold photos and renders);
 no test label is read. The fine-tune is the training recipe itself (loss, cross-domain batches,
-augmentation) started from the trained weights, with the backbone's BatchNorm statistics held, for embed.self_train.epochs at
-embed.self_train.lr, keeping the last epoch: nothing labelled is left to choose another.
+augmentation) started from the trained weights, with the backbone's BatchNorm statistics held, for self_train.epochs at
+self_train.lr, keeping the last epoch: nothing labelled is left to choose another.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from styleid.training.loop import TrainResult, TrainSet, train
 
 def self_train(model: Embedder, params: Params, images: list[Path], domains: list[str], pseudo: np.ndarray) -> TrainResult:
     """Fine-tune `model` on the images with a pseudo-person (pseudo >= 0), each with its domain (photo | render)."""
-    s = params.embed.self_train
+    s = params.self_train
     keep = [i for i, c in enumerate(pseudo) if c >= 0]
     # the backbone's BatchNorm statistics stay the trained model's: a few hundred test images would re-standardise every layer (and FaceNet's
     # offline export folded its BN into the convolutions, which its loaded copy no longer knows)
