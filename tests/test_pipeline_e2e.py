@@ -392,11 +392,16 @@ def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):
 def _check_self_training(repo: Path) -> None:
     """The self_train stage: pseudo-people found among the test images, the model fine-tuned on them and exported, the test
     embedded with it, and `styleid search` embedding new photos with that same model (a test photo comes back ranked as its row)."""
-    assert json.loads((repo / "models" / "self_trained" / "off.json").read_text()) == {"self_train": "off"}  # off by default
+    auto = json.loads((repo / "metrics" / "self_train.json").read_text())  # self_train.use auto: the validation people decide
+    assert {"val_score", "val_score_self_trained", "val_gain_low", "val_gain_high", "val_purity"} <= set(auto), auto
+    assert (auto["self_train"] == "kept") == (auto["val_gain_low"] > 0) == (repo / "models" / "self_trained" / "model.json").is_file()
+    run(repo, "dvc", "exp", "run", "-S", "self_train.use=never")
+    assert not (repo / "models" / "self_trained" / "model.json").is_file()
     before = np.load(repo / "data" / "embeddings" / "query" / "shard-00000.npy")
-    run(repo, "dvc", "exp", "run", "-S", "self_train.epochs=1", "-S", "self_train.lr=0.001", "-S", "self_train.k1=4",
-        "-S", "self_train.k2=2", "-S", "self_train.min_samples=2")
+    run(repo, "dvc", "exp", "run", "-S", "self_train.use=always", "-S", "self_train.epochs=1", "-S", "self_train.lr=0.001",
+        "-S", "self_train.k1=4", "-S", "self_train.k2=2", "-S", "self_train.min_samples=2")
     summary = json.loads((repo / "metrics" / "self_train.json").read_text())
+    assert summary["self_train"] == "kept" and "val_gain_low" not in summary, summary  # always: no validation check
     assert summary["pseudo_people"] >= 2 and summary["pseudo_queries"] > 0 and summary["pseudo_gallery"] > 0, summary
     assert {"model.json", "model.safetensors", "model.onnx", "model.int8.onnx"} <= {f.name for f in (repo / "models" / "self_trained").iterdir()}
     after = np.load(repo / "data" / "embeddings" / "query" / "shard-00000.npy")

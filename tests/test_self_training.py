@@ -62,7 +62,7 @@ def test_purity_counts_the_majority_person_of_each_cluster():
 
 def test_self_training_starts_from_the_given_model_and_trains_only_the_clustered_images(synthetic_root):
     raw = {"backbone": "tf_efficientnet_lite0", "pretrained": "none", "batch_size": 8, "model": {"input_size": 32, "embed_dim": 16},
-           "train": {"augment": False, "m_per_class": 2}, "self_train": {"epochs": 1, "lr": 0.001}}
+           "train": {"augment": False, "m_per_class": 2}, "self_train": {"use": "always", "epochs": 1, "lr": 0.001}}
     params = params_from_dict(raw)
     torch.manual_seed(5)
     start = build(ModelConfig("tf_efficientnet_lite0", "none", 32, 16, 1.0, True))

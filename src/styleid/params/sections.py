@@ -104,15 +104,16 @@ class AugmentParams(_Section):
 
 @dataclass(frozen=True)
 class SelfTrainParams(_Section):
-    epochs: int = 0  # epochs of fine-tuning on the test images' pseudo-identities (0 = off); transductive, no labels
-    lr: float = 1e-5  # learning rate of that fine-tuning (the training recipe otherwise: loss, batches, augmentation)
+    use: Literal["auto", "always", "never"] = "auto"  # auto: only when the same procedure on the validation people gains beyond their noise
+    epochs: int = 8  # epochs of fine-tuning on the pseudo-people
+    lr: float = 1e-4  # learning rate of that fine-tuning (otherwise the training recipe: loss, batches, augmentation)
     eps: float = 0.6  # DBSCAN radius on the k-reciprocal Jaccard distance (a pseudo-person's images lie closer than this)
     min_samples: int = 4  # DBSCAN: images around a core image
     k1: int = 20  # k-reciprocal neighbourhood size
     k2: int = 6  # local query expansion size
 
     def __post_init__(self) -> None:
-        _check(0 <= self.epochs <= 1000, "self_train.epochs", "must be in [0, 1000]")
+        _check(1 <= self.epochs <= 1000, "self_train.epochs", "must be in [1, 1000]")
         _check(0 < self.lr <= 10, "self_train.lr", "must be in (0, 10]")
         _check(0 < self.eps < 1, "self_train.eps", "is a Jaccard distance: must be in (0, 1)")
         _check(self.min_samples >= 1 and self.k1 >= 1 and self.k2 >= 1, "self_train.min_samples", "min_samples, k1 and k2 must be >= 1")

@@ -2,8 +2,13 @@
 
 The pseudo-people come from search/pseudo_identities.py (k-reciprocal clusters that hold photos and renders);
 no test label is read. The fine-tune is the training recipe itself (loss, cross-domain batches,
-augmentation) started from the trained weights, with the backbone's BatchNorm statistics held, for self_train.epochs at
-self_train.lr, keeping the last epoch: nothing labelled is left to choose another.
+augmentation) started from the trained weights, with the backbone's BatchNorm statistics held, for
+self_train.epochs at self_train.lr, keeping the last epoch: nothing labelled is left to choose another.
+
+Whether it helps depends on the data: clusters are only as good as the embedding's neighbourhoods, and
+with a few images a person they chain people together. So the stage first runs the very same procedure
+on the validation people as if they were a test set (`validation_gain`) and keeps it only when their
+score rises beyond its paired bootstrap noise (self_train.use: auto).
 """
 
 from __future__ import annotations
@@ -13,8 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from styleid import metrics
+from styleid.inference.embed import extract
+from styleid.inference.normalize import l2_normalize
+from styleid.inference.transforms import eval_transform
 from styleid.models.embedder import Embedder
 from styleid.params import Params
+from styleid.search.adapt import adapt_pair
+from styleid.search.pseudo_identities import PseudoIdentities, find, purity
 from styleid.training.loop import TrainResult, TrainSet, train
 
 
@@ -22,9 +33,45 @@ def self_train(model: Embedder, params: Params, images: list[Path], domains: lis
     """Fine-tune `model` on the images with a pseudo-person (pseudo >= 0), each with its domain (photo | render)."""
     s = params.self_train
     keep = [i for i, c in enumerate(pseudo) if c >= 0]
-    # the backbone's BatchNorm statistics stay the trained model's: a few hundred test images would re-standardise every layer (and FaceNet's
-    # offline export folded its BN into the convolutions, which its loaded copy no longer knows)
+    # the backbone's BatchNorm statistics stay the trained model's: a few hundred test images would re-standardise every layer
+    # (and FaceNet's offline export folded its BN into the convolutions, which its loaded copy no longer knows)
     tuned = dataclasses.replace(params, epochs=s.epochs, lr=s.lr,
                                 train=dataclasses.replace(params.train, patience=0, nproc=1, frozen_bn=True))
     data = TrainSet([(Path(images[i]), f"pseudo-{int(pseudo[i])}") for i in keep], [domains[i] for i in keep])
     return train(tuned, data, init=model)
+
+
+def pseudo_people(queries: np.ndarray, gallery: np.ndarray, params: Params) -> PseudoIdentities:
+    """The pseudo-people among L2-normalised, adapted query and gallery embeddings, with self_train's clustering settings."""
+    s = params.self_train
+    return find(queries, gallery, s.eps, s.k1, s.k2, s.min_samples)
+
+
+def embed_pair(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], adapt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Queries and gallery through the torch model as the embed stage embeds (flip averaging, L2, then `adapt`)."""
+    e = params.embed
+    rows = l2_normalize(extract(model, [*queries, *gallery], eval_transform(model.spec), e.batch_size, e.num_workers, "self_train", e.flip_tta))
+    return adapt_pair(rows[: len(queries)], rows[len(queries):], adapt)
+
+
+def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) -> dict:
+    """Self-training run on the validation people as a test set: their score before and after, the paired bootstrap 95% interval
+    of the gain (what self_train.use auto decides on), and the purity of their pseudo-people (validation labels, read only here)."""
+    q_paths, g_paths = [Path(x["image"]) for x in split["val_query"]], [Path(x["image"]) for x in split["val_gallery"]]
+    q_people, g_people = [x["person"] for x in split["val_query"]], [x["person"] for x in split["val_gallery"]]
+    if not q_paths or not g_paths:
+        return {"val_people": 0}
+    q, g = embed_pair(model, params, q_paths, g_paths, adapt)
+    before = metrics.rank_by_scores(q @ g.T)
+    pseudo = pseudo_people(q, g, params)
+    row = {"val_people": len(set(q_people)), **{f"val_{k}": v for k, v in pseudo.summary().items()},
+           "val_purity": round(purity(np.concatenate([pseudo.query, pseudo.gallery]), q_people + g_people), 4),
+           "val_score": metrics.evaluate(before, q_people, g_people)["score"]}
+    if pseudo.people < 2:
+        return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0}
+    tuned = self_train(model, params, [*q_paths, *g_paths], ["photo"] * len(q) + ["render"] * len(g),
+                       np.concatenate([pseudo.query, pseudo.gallery])).model
+    q_after, g_after = embed_pair(tuned, params, q_paths, g_paths, adapt)
+    after = metrics.rank_by_scores(q_after @ g_after.T)
+    low, high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed)
+    return {**row, "val_score_self_trained": metrics.evaluate(after, q_people, g_people)["score"], "val_gain_low": low, "val_gain_high": high}
