@@ -82,3 +82,22 @@ def test_self_training_starts_from_the_given_model_and_trains_only_the_clustered
     changed = [k for k in after if not torch.equal(before[k], after[k])]
     assert changed and all(after[k].shape == before[k].shape for k in after)
     assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("backbone.") and "running_" in k)  # BN statistics held
+
+
+def test_validation_gain_runs_the_procedure_on_the_validation_people_and_reports_its_paired_interval(synthetic_root):
+    from styleid.training.self_training import validation_gain
+
+    people = sorted(p.name for p in (synthetic_root / "photos").iterdir())
+    split = {"val_query": [{"image": str(f), "person": p} for p in people for f in sorted((synthetic_root / "photos" / p).iterdir())],
+             "val_gallery": [{"image": str(f), "person": p} for p in people for f in sorted((synthetic_root / "renders" / p).iterdir())]}
+    raw = {"backbone": "tf_efficientnet_lite0", "pretrained": "none", "batch_size": 8, "model": {"input_size": 32, "embed_dim": 16},
+           "train": {"augment": False, "m_per_class": 2}, "self_train": {"epochs": 1, "lr": 0.001, "k1": 4, "k2": 2, "min_samples": 2, "eps": 0.9}}
+    torch.manual_seed(5)
+    model = build(ModelConfig("tf_efficientnet_lite0", "none", 32, 16, 1.0, True))
+    row = validation_gain(model, params_from_dict(raw), split, "center")
+    assert row["val_people"] == len(people) and row["val_pseudo_people"] >= 2 and 0 <= row["val_purity"] <= 1
+    assert row["val_gain_low"] <= row["val_score_self_trained"] - row["val_score"] <= row["val_gain_high"] or row["val_gain_low"] == row["val_gain_high"]
+    strict = params_from_dict({**raw, "self_train": {**raw["self_train"], "min_samples": 1000}})  # no image has 1000 neighbours: no cluster
+    row = validation_gain(model, strict, split, "center")
+    assert row["val_pseudo_people"] == 0 and row["val_score_self_trained"] == row["val_score"] and row["val_gain_low"] == row["val_gain_high"] == 0
+    assert validation_gain(model, strict, {"val_query": [], "val_gallery": []}, "center") == {"val_people": 0}
