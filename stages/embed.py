@@ -46,7 +46,7 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
         seconds = time.perf_counter() - start
     write_json(EMBEDDINGS / "adapt.json", {"adapt": adapt, **means})  # `styleid search` adapts new photos the same way
     write_json(METRICS / "embed.json", {"embed_seconds": round(seconds, 3), "embed_images_per_s": round(total / max(seconds, 1e-9), 2)})
-    print(f"embed ({e.engine}, {model_dir}): {len(split['query'])} queries, {len(split['gallery'])} gallery images, dim {dim}, adapt {adapt}; "
+    print(f"embed ({e.engine}): {model_dir}, {len(split['query'])} queries, {len(split['gallery'])} gallery images, dim {dim}, adapt {adapt}; "
           f"{total / max(seconds, 1e-9):.1f} images/s")
 
 

@@ -74,7 +74,7 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
     _check_search_command(repo)
 
     again = run(repo, "dvc", "repro")
-    for stage in ("split", "domains", "train", "embed", "index", "retrieve", "evaluate"):
+    for stage in ("split", "domains", "train", "self_train", "embed", "index", "retrieve", "evaluate"):
         assert f"Stage '{stage}' didn't change, skipping" in again
     assert "source unchanged" in again
 
@@ -90,13 +90,13 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
     out = run(repo, "dvc", "exp", "run", "-S", "index.factory=HNSW32", "--name", "hnsw")
     _check_reran(out, ["index", "retrieve", "evaluate"])
     out = run(repo, "dvc", "exp", "run", "-S", "lr=0.01", "-S", "train.freeze=none", "--name", "lr001")
-    _check_reran(out, ["train", "export", "embed", "index", "retrieve", "evaluate"])
+    _check_reran(out, ["train", "export", "self_train", "embed", "index", "retrieve", "evaluate"])
     shown = run(repo, "dvc", "exp", "show", "--no-pager", "--csv")
     assert "lr001" in shown and "0.01" in shown and "hnsw" in shown and "top5" in shown
     assert "score" in run(repo, "dvc", "metrics", "diff", "--all")
 
 
-STAGES = ("fetch", "split", "align", "domains", "train", "export", "embed", "index", "retrieve", "evaluate")
+STAGES = ("fetch", "split", "align", "domains", "train", "export", "self_train", "embed", "index", "retrieve", "evaluate")
 
 
 def _check_reran(out: str, expected: list[str]) -> None:
