@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 
 from styleid.artifacts import MODEL_DIR, load_split
-from styleid.fileio import read_json
 from styleid.models.embedder import load
 from styleid.params import load_params
+from styleid.search.adapt import resolve
 from styleid.training.self_training import validation_gain
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     s = params.self_train
     s = dataclasses.replace(s, epochs=args.epochs or s.epochs, lr=args.lr or s.lr, eps=args.eps or s.eps)
     params = dataclasses.replace(params, self_train=s)
-    adapt = params.embed.adapt if params.embed.adapt != "auto" else read_json(MODEL_DIR / "model.json").get("adapt", "none")
+    adapt = resolve(params.embed.adapt, MODEL_DIR)
     row = validation_gain(load(MODEL_DIR), params, load_split(), adapt)
     print(f"{args.run} (epochs {s.epochs}, lr {s.lr}, eps {s.eps}, adapt {adapt}): " + ", ".join(f"{k} {v}" for k, v in row.items()))
 

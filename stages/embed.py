@@ -11,12 +11,12 @@ import typer
 
 from styleid import shards
 from styleid.artifacts import EMBEDDINGS, METRICS, MODEL_DIR, embedding_model, load_split
-from styleid.fileio import read_json, write_json
+from styleid.fileio import write_json
 from styleid.inference.engines import open_engine
 from styleid.inference.normalize import l2_normalize
 from styleid.params import load_params
 from styleid.runner import stage
-from styleid.search.adapt import center
+from styleid.search.adapt import center, resolve
 from styleid.shards import ShardWriter
 
 
@@ -38,7 +38,7 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
                 query_out.add(block[:cut])
                 gallery_out.add(block[cut:])
                 row += len(block)
-        adapt = e.adapt if e.adapt != "auto" else read_json(MODEL_DIR / "model.json").get("adapt", "none")
+        adapt = resolve(e.adapt, MODEL_DIR)
         means = _adapt(adapt, e.shard_rows)
         for part, entries in (("query", queries), ("gallery", gallery)):
             write_json(EMBEDDINGS / f"{part}.json", [{"name": x["name"], "person": x["person"], "file": x["file"]} for x in entries])

@@ -8,8 +8,7 @@ import typer
 
 from styleid.artifacts import METRICS, MODEL_DIR, load_split
 from styleid.fileio import write_json
-from styleid.inference.onnx_export import export_onnx
-from styleid.inference.quantize import quantize_export
+from styleid.inference.onnx_export import export_runtimes
 from styleid.inference.runtimes import GOOD_INT8_COSINE, INT8_FILE, ONNX_FILE
 from styleid.models.embedder import load
 from styleid.params import load_params
@@ -20,13 +19,10 @@ from styleid.runner import stage
 def export_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
     params = load_params(params_file)
     start = time.perf_counter()
-    error = export_onnx(load(MODEL_DIR), MODEL_DIR / ONNX_FILE)
-    split = load_split()
-    images = lambda *parts: [Path(e["image"]) for part in parts for e in split[part]]  # noqa: E731
-    int8 = quantize_export(MODEL_DIR, images("train"), images("val_query", "val_gallery"), params.embed.calibration_images, params.seed)
+    int8 = export_runtimes(load(MODEL_DIR), MODEL_DIR, load_split(), params.embed.calibration_images, params.seed)
     seconds = time.perf_counter() - start
-    write_json(METRICS / "export.json", {"export_max_abs_diff": float(f"{error:.3g}"), **int8, "export_seconds": round(seconds, 2)})
-    print(f"export: {MODEL_DIR / ONNX_FILE}, largest difference from torch {error:.1e}; {MODEL_DIR / INT8_FILE}, cosine to fp32 "
+    write_json(METRICS / "export.json", {**int8, "export_seconds": round(seconds, 2)})
+    print(f"export: {MODEL_DIR / ONNX_FILE}, largest difference from torch {int8['export_max_abs_diff']:.1e}; {MODEL_DIR / INT8_FILE}, cosine to fp32 "
           f"{int8['int8_mean_cosine']:.4f} mean, {int8['int8_min_cosine']:.4f} min; {seconds:.1f}s")
     if int8["int8_mean_cosine"] < GOOD_INT8_COSINE:
         print(f"export: int8 changes this model's embeddings too much (mean cosine {int8['int8_mean_cosine']:.3f} < {GOOD_INT8_COSINE}); "

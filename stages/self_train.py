@@ -17,12 +17,11 @@ import typer
 
 from styleid.artifacts import METRICS, MODEL_DIR, SELF_TRAINED, load_split
 from styleid.fileio import atomic_dir, read_json, write_json
-from styleid.inference.onnx_export import export_onnx
-from styleid.inference.quantize import quantize_export
-from styleid.inference.runtimes import ONNX_FILE
+from styleid.inference.onnx_export import export_runtimes
 from styleid.models.embedder import load, save
 from styleid.params import load_params
 from styleid.runner import stage
+from styleid.search.adapt import resolve
 from styleid.search.rerank import KRECIPROCAL_MAX
 from styleid.training.self_training import embed_pair, pseudo_people, self_train, validation_gain
 
@@ -48,7 +47,7 @@ def _self_train(params, out: Path) -> dict:
     if len(split["query"]) + len(split["gallery"]) > KRECIPROCAL_MAX:
         return {"self_train": f"skipped: clustering needs an n x n matrix, and the test has over {KRECIPROCAL_MAX} images"}
     model = load(MODEL_DIR)
-    adapt = e.adapt if e.adapt != "auto" else read_json(MODEL_DIR / "model.json").get("adapt", "none")
+    adapt = resolve(e.adapt, MODEL_DIR)
     checked = validation_gain(model, params, split, adapt) if s.use == "auto" else {}
     if s.use == "auto" and not checked.get("val_gain_low", 0.0) > 0:
         return {"self_train": "not kept: no gain beyond the noise on the validation people", **checked}
@@ -59,11 +58,9 @@ def _self_train(params, out: Path) -> dict:
     domains = ["photo"] * len(queries) + ["render"] * len(gallery)
     result = self_train(model, params, [*queries, *gallery], domains, np.concatenate([pseudo.query, pseudo.gallery]))
     save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": pseudo.summary()})
-    error = export_onnx(result.model, out / ONNX_FILE)
-    images = lambda *parts: [Path(x["image"]) for part in parts for x in split[part]]  # noqa: E731
-    int8 = quantize_export(out, images("train"), images("val_query", "val_gallery"), e.calibration_images, params.seed)
+    exported = export_runtimes(result.model, out, split, e.calibration_images, params.seed)
     return {"self_train": "kept", **checked, **pseudo.summary(), "self_train_seconds": round(result.seconds, 2),
-            "export_max_abs_diff": float(f"{error:.3g}"), "int8_mean_cosine": int8["int8_mean_cosine"]}
+            "export_max_abs_diff": exported["export_max_abs_diff"], "int8_mean_cosine": exported["int8_mean_cosine"]}
 
 
 if __name__ == "__main__":

@@ -43,3 +43,15 @@ def export_onnx(model: Embedder, path: Path, seed: int = 0) -> float:
             raise StyleidError(f"{path}: the ONNX export differs from torch by {error:.2e} (over {MAX_EXPORT_ERROR:.0e}); "
                                "use embed.runtime: torch and report the backbone")
     return error
+
+
+def export_runtimes(model: Embedder, folder: Path, split: dict, calibration_images: int, seed: int) -> dict:
+    """What embed runs a model with, beside its model.json in `folder`: the ONNX export (checked against torch) and the int8
+    model calibrated on the split's training images and checked on its validation images; their figures for metrics."""
+    from styleid.inference.quantize import quantize_export
+    from styleid.inference.runtimes import ONNX_FILE
+
+    error = export_onnx(model, Path(folder) / ONNX_FILE)
+    images = lambda *parts: [Path(e["image"]) for part in parts for e in split[part]]  # noqa: E731
+    int8 = quantize_export(Path(folder), images("train"), images("val_query", "val_gallery"), calibration_images, seed)
+    return {"export_max_abs_diff": float(f"{error:.3g}"), **int8}

@@ -15,8 +15,11 @@ uncentred, a photo's nearest neighbours are other photos, so re-rankers built on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from styleid.fileio import read_json
 from styleid.inference.normalize import l2_normalize
 
 ADAPTATIONS = ("none", "center")
@@ -52,3 +55,8 @@ def choose(row: dict[str, float]) -> str:
     if val_key(PRIOR) not in row:
         return "none"
     return "none" if row.get(gain_key(PRIOR, "high"), 0.0) < 0 else PRIOR
+
+
+def resolve(setting: str, model_dir: Path) -> str:
+    """embed.adapt as the test gets it: auto -> what the training run chose (model_dir/model.json's "adapt")."""
+    return setting if setting != "auto" else read_json(Path(model_dir) / "model.json").get("adapt", "none")
