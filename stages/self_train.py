@@ -2,7 +2,7 @@
 
 Transductive. self_train.use auto (the default) first runs the whole procedure on the validation people as if they
 were the test (training/self_training.py: validation_gain) and goes on only when their score rises beyond its
-paired bootstrap noise; always skips that check; never turns it off. Kept: the test queries and gallery, embedded
+paired bootstrap noise (or, where it cannot move, their mAP: keeps); always skips that check; never turns it off. Kept: the test queries and gallery, embedded
 and adapted as the embed stage does, are clustered into pseudo-people (search/pseudo_identities.py: k-reciprocal
 clusters holding photos and renders; no test label is read), the model is fine-tuned on them, then exported as the
 export stage does (ONNX checked against torch, int8 calibrated on training images): embed and `styleid search` use
@@ -23,7 +23,7 @@ from styleid.params import load_params
 from styleid.runner import stage
 from styleid.search.adapt import resolve
 from styleid.search.rerank import KRECIPROCAL_MAX
-from styleid.training.self_training import embed_pair, pseudo_people, self_train, validation_gain
+from styleid.training.self_training import embed_pair, keeps, pseudo_people, self_train, validation_gain
 
 
 @stage
@@ -49,7 +49,7 @@ def _self_train(params, out: Path) -> dict:
     model = load(MODEL_DIR)
     adapt = resolve(e.adapt, MODEL_DIR)
     checked = validation_gain(model, params, split, adapt) if s.use == "auto" else {}
-    if s.use == "auto" and not checked.get("val_gain_low", 0.0) > 0:
+    if s.use == "auto" and not keeps(checked):
         return {"self_train": "not kept: no gain beyond the noise on the validation people", **checked}
     queries, gallery = [Path(x["image"]) for x in split["query"]], [Path(x["image"]) for x in split["gallery"]]
     pseudo = pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)

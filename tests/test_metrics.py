@@ -108,3 +108,15 @@ def test_bootstrap_interval_resamples_people_and_is_seeded():
     assert 0.2 < ci["recall@1_ci95_high"] - ci["recall@1_ci95_low"] < 0.36
     every_query_alike = metrics.bootstrap_intervals(rankings[:3], people[:3], gallery, seed=1)  # one person: no spread
     assert every_query_alike["score_ci95_low"] == every_query_alike["score_ci95_high"]
+
+
+def test_difference_interval_in_map_sees_what_a_saturated_score_cannot():
+    people = [f"p{i}" for i in range(20)]
+    gallery = [p for p in people for _ in range(2)] + [f"x{i}" for i in range(20)]  # two images of each person, then strangers
+    second = {p: 2 * i + 1 for i, p in enumerate(people)}
+    before = np.array([[2 * i, 40 + i, 41 + i % 19, second[p]] for i, p in enumerate(people)])  # found at 1, its second image 4th
+    after = np.array([[2 * i, second[p], 40 + i, 41 + i % 19] for i, p in enumerate(people)])  # the second image moved up to 2nd
+    assert metrics.difference_interval(before, after, people, gallery, seed=0) == (0.0, 0.0)  # the score cannot move: all found at 1
+    low, high = metrics.difference_interval(before, after, people, gallery, seed=0, measure="mAP")
+    assert low == high == round(1.0 - (1 + 2 / 4) / 2, 6)  # every query's AP rises alike, from 0.75 to 1
+    assert np.allclose(metrics.per_query("mAP", after, people, gallery).mean(), metrics.evaluate(after, people, gallery)["mAP"])

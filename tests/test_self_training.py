@@ -10,7 +10,7 @@ from styleid.models.embedder import ModelConfig, build
 from styleid.params import params_from_dict
 from styleid.search.pseudo_identities import find, purity
 from styleid.search.rerank import jaccard_distance
-from styleid.training.self_training import self_train
+from styleid.training.self_training import keeps, self_train
 
 
 def _people(rng, n_people: int, photos: int, renders: int, photo_only: int, dim: int = 32):
@@ -97,7 +97,16 @@ def test_validation_gain_runs_the_procedure_on_the_validation_people_and_reports
     row = validation_gain(model, params_from_dict(raw), split, "center")
     assert row["val_people"] == len(people) and row["val_pseudo_people"] >= 2 and 0 <= row["val_purity"] <= 1
     assert row["val_gain_low"] <= row["val_score_self_trained"] - row["val_score"] <= row["val_gain_high"] or row["val_gain_low"] == row["val_gain_high"]
+    assert row["val_map_gain_low"] <= row["val_map_gain_high"] and isinstance(row["val_score_moved"], bool)
     strict = params_from_dict({**raw, "self_train": {**raw["self_train"], "min_samples": 1000}})  # no image has 1000 neighbours: no cluster
     row = validation_gain(model, strict, split, "center")
     assert row["val_pseudo_people"] == 0 and row["val_score_self_trained"] == row["val_score"] and row["val_gain_low"] == row["val_gain_high"] == 0
     assert validation_gain(model, strict, {"val_query": [], "val_gallery": []}, "center") == {"val_people": 0}
+
+
+def test_auto_keeps_on_the_score_and_turns_to_map_only_where_the_score_cannot_move():
+    assert keeps({"val_gain_low": 5.0, "val_score_moved": True, "val_map_gain_low": -0.1})
+    assert not keeps({"val_gain_low": 0.0, "val_score_moved": True, "val_map_gain_low": 0.05})  # the score moved and says no
+    assert keeps({"val_gain_low": 0.0, "val_score_moved": False, "val_map_gain_low": 0.05})  # saturated: every query found at 1 both ways
+    assert not keeps({"val_gain_low": 0.0, "val_score_moved": False, "val_map_gain_low": -0.01})
+    assert not keeps({"val_people": 0}) and not keeps({"val_gain_low": 0.0, "val_gain_high": 0.0, "val_pseudo_people": 1})

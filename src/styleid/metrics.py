@@ -101,14 +101,26 @@ def bootstrap_intervals(rankings: np.ndarray, query_people: Sequence[str], galle
     return out
 
 
+def per_query(measure: str, rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str]) -> np.ndarray:
+    """Each query's share of `measure`: "score" (600 / 300 / 100 for right at 1 / within 5 / within 10) or "mAP" (its AP)."""
+    rel = relevance(rankings, query_people, gallery_people)
+    if measure == "score":
+        return _per_query_score(rel)
+    counts: dict[str, int] = {}
+    for person in gallery_people:
+        counts[person] = counts.get(person, 0) + 1
+    return np.array([average_precision(row, counts.get(p, 0)) for row, p in zip(rel, query_people)])
+
+
 def difference_interval(rankings_a: np.ndarray, rankings_b: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str],
-                        seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
-    """95% interval of score(b) - score(a) for two rankings of the same queries: paired, the same people drawn for both."""
+                        seed: int, resamples: int = BOOTSTRAP_RESAMPLES, measure: str = "score") -> tuple[float, float]:
+    """95% interval of measure(b) - measure(a) (score or mAP) for two rankings of the same queries: paired, the same people drawn for both."""
     if not query_people:
         return 0.0, 0.0
-    gain = _per_query_score(relevance(rankings_b, query_people, gallery_people)) - _per_query_score(relevance(rankings_a, query_people, gallery_people))
+    gain = per_query(measure, rankings_b, query_people, gallery_people) - per_query(measure, rankings_a, query_people, gallery_people)
     low, high = np.percentile(_resample_people({"gain": gain}, query_people, seed, resamples)["gain"], [2.5, 97.5])
-    return round(float(low), 3), round(float(high), 3)
+    digits = 3 if measure == "score" else 6
+    return round(float(low), digits), round(float(high), digits)
 
 
 def evaluate(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict:

@@ -8,7 +8,8 @@ self_train.epochs at self_train.lr, keeping the last epoch: nothing labelled is 
 Whether it helps depends on the data: clusters are only as good as the embedding's neighbourhoods, and
 with a few images a person they chain people together. So the stage first runs the very same procedure
 on the validation people as if they were a test set (`validation_gain`) and keeps it only when their
-score rises beyond its paired bootstrap noise (self_train.use: auto).
+score rises beyond its paired bootstrap noise, or, where their score cannot move (all found at 1), their
+mAP does (`keeps`; self_train.use: auto).
 """
 
 from __future__ import annotations
@@ -74,4 +75,17 @@ def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) ->
     q_after, g_after = embed_pair(tuned, params, q_paths, g_paths, adapt)
     after = metrics.rank_by_scores(q_after @ g_after.T)
     low, high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed)
-    return {**row, "val_score_self_trained": metrics.evaluate(after, q_people, g_people)["score"], "val_gain_low": low, "val_gain_high": high}
+    map_low, map_high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed, measure="mAP")
+    moved = bool(np.any(metrics.per_query("score", before, q_people, g_people) != metrics.per_query("score", after, q_people, g_people)))
+    return {**row, "val_score_self_trained": metrics.evaluate(after, q_people, g_people)["score"], "val_gain_low": low, "val_gain_high": high,
+            "val_score_moved": moved, "val_map": metrics.evaluate(before, q_people, g_people)["mAP"],
+            "val_map_self_trained": metrics.evaluate(after, q_people, g_people)["mAP"], "val_map_gain_low": map_low, "val_map_gain_high": map_high}
+
+
+def keeps(checked: dict) -> bool:
+    """self_train.use auto's rule on validation_gain's row: the score gains beyond its paired noise. Where the score
+    cannot tell (no validation query's score moved: a saturated set, every person found at 1 before and after),
+    mAP, which weighs every right image's rank, must gain beyond its noise instead."""
+    if checked.get("val_gain_low", 0.0) > 0:
+        return True
+    return not checked.get("val_score_moved", True) and checked.get("val_map_gain_low", 0.0) > 0
