@@ -48,6 +48,14 @@ def average_precision(rel_row: np.ndarray, n_relevant: int) -> float:
     return float((precision * rel_row).sum() / n_relevant)
 
 
+def _n_relevant(query_people: Sequence[str], gallery_people: Sequence[str]) -> list[int]:
+    """Each query's person's images in the whole gallery (what its AP divides by)."""
+    counts: dict[str, int] = {}
+    for person in gallery_people:
+        counts[person] = counts.get(person, 0) + 1
+    return [counts.get(p, 0) for p in query_people]
+
+
 def mean_average_precision(rel: np.ndarray, n_relevant: Sequence[int]) -> float:
     """mAP over the ranked lists; each AP divides by the person's images in the whole gallery."""
     if rel.shape[0] == 0:
@@ -106,10 +114,7 @@ def per_query(measure: str, rankings: np.ndarray, query_people: Sequence[str], g
     rel = relevance(rankings, query_people, gallery_people)
     if measure == "score":
         return _per_query_score(rel)
-    counts: dict[str, int] = {}
-    for person in gallery_people:
-        counts[person] = counts.get(person, 0) + 1
-    return np.array([average_precision(row, counts.get(p, 0)) for row, p in zip(rel, query_people)])
+    return np.array([average_precision(row, n) for row, n in zip(rel, _n_relevant(query_people, gallery_people))])
 
 
 def difference_interval(rankings_a: np.ndarray, rankings_b: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str],
@@ -127,10 +132,7 @@ def evaluate(rankings: np.ndarray, query_people: Sequence[str], gallery_people: 
     """recall@k, mAP and score for full or truncated rankings."""
     rankings = np.asarray(rankings)
     rel = relevance(rankings, query_people, gallery_people) if rankings.size else np.zeros((len(query_people), 0), bool)
-    counts: dict[str, int] = {}
-    for person in gallery_people:
-        counts[person] = counts.get(person, 0) + 1
-    n_relevant = [counts.get(p, 0) for p in query_people]
+    n_relevant = _n_relevant(query_people, gallery_people)
     recalls = {k: recall_at_k(rel, k) for k in sorted(set(ks) | set(SCORE_WEIGHTS))}
     out = {f"recall@{k}": round(v, 6) for k, v in recalls.items()}
     out["mAP"] = round(mean_average_precision(rel, n_relevant), 6)
