@@ -56,11 +56,15 @@ def _n_relevant(query_people: Sequence[str], gallery_people: Sequence[str]) -> l
     return [counts.get(p, 0) for p in query_people]
 
 
+def _per_query_ap(rel: np.ndarray, n_relevant: Sequence[int]) -> np.ndarray:
+    return np.array([average_precision(row, n) for row, n in zip(rel, n_relevant)], dtype=float)
+
+
 def mean_average_precision(rel: np.ndarray, n_relevant: Sequence[int]) -> float:
     """mAP over the ranked lists; each AP divides by the person's images in the whole gallery."""
     if rel.shape[0] == 0:
         return 0.0
-    return float(np.mean([average_precision(row, n) for row, n in zip(rel, n_relevant)]))
+    return float(np.mean(_per_query_ap(rel, n_relevant)))
 
 
 def score(recalls: dict[int, float]) -> float:
@@ -114,7 +118,7 @@ def per_query(measure: str, rankings: np.ndarray, query_people: Sequence[str], g
     rel = relevance(rankings, query_people, gallery_people)
     if measure == "score":
         return _per_query_score(rel)
-    return np.array([average_precision(row, n) for row, n in zip(rel, _n_relevant(query_people, gallery_people))])
+    return _per_query_ap(rel, _n_relevant(query_people, gallery_people))
 
 
 def difference_interval(rankings_a: np.ndarray, rankings_b: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str],

@@ -64,10 +64,11 @@ def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) ->
         return {"val_people": 0}
     q, g = embed_pair(model, params, q_paths, g_paths, adapt)
     before = metrics.rank_by_scores(q @ g.T)
+    measured = metrics.evaluate(before, q_people, g_people)
     pseudo = pseudo_people(q, g, params)
     row = {"val_people": len(set(q_people)), **{f"val_{k}": v for k, v in pseudo.summary().items()},
            "val_purity": round(purity(np.concatenate([pseudo.query, pseudo.gallery]), q_people + g_people), 4),
-           "val_score": metrics.evaluate(before, q_people, g_people)["score"]}
+           "val_score": measured["score"]}
     if pseudo.people < 2:
         return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0}
     tuned = self_train(model, params, [*q_paths, *g_paths], ["photo"] * len(q) + ["render"] * len(g),
@@ -77,9 +78,9 @@ def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) ->
     low, high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed)
     map_low, map_high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed, measure="mAP")
     moved = bool(np.any(metrics.per_query("score", before, q_people, g_people) != metrics.per_query("score", after, q_people, g_people)))
-    return {**row, "val_score_self_trained": metrics.evaluate(after, q_people, g_people)["score"], "val_gain_low": low, "val_gain_high": high,
-            "val_score_moved": moved, "val_map": metrics.evaluate(before, q_people, g_people)["mAP"],
-            "val_map_self_trained": metrics.evaluate(after, q_people, g_people)["mAP"], "val_map_gain_low": map_low, "val_map_gain_high": map_high}
+    measured_after = metrics.evaluate(after, q_people, g_people)
+    return {**row, "val_score_self_trained": measured_after["score"], "val_gain_low": low, "val_gain_high": high, "val_score_moved": moved,
+            "val_map": measured["mAP"], "val_map_self_trained": measured_after["mAP"], "val_map_gain_low": map_low, "val_map_gain_high": map_high}
 
 
 def keeps(checked: dict) -> bool:
