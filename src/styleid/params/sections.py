@@ -104,7 +104,7 @@ class AugmentParams(_Section):
 
 @dataclass(frozen=True)
 class SelfTrainParams(_Section):
-    use: Literal["auto", "always", "never"] = "auto"  # auto: only when the same procedure on the validation people gains beyond their noise
+    use: Literal["auto", "always", "never"] = "auto"  # auto: only when the same procedure on the validation people gains beyond their noise (their mAP where their score cannot move)
     epochs: int = 8  # epochs of fine-tuning on the pseudo-people
     lr: float = 1e-4  # learning rate of that fine-tuning (otherwise the training recipe: loss, batches, augmentation)
     eps: float = 0.6  # DBSCAN radius on the k-reciprocal Jaccard distance (a pseudo-person's images lie closer than this)
