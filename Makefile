@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-v4
+STAMP := $(VENV)/.installed-v5
 LOCK := requirements.lock
 
 .PHONY: repro seeds test bench bench-distributed compare-backbones ablations venv lock check-record clean-venv
@@ -47,7 +47,7 @@ seeds: $(STAMP)
 	dvc exp show --no-pager --only-changed --drop 'rev|typ|Created|parent|State|Executor|align_.*|final_.*|best_train.*' --sort-by seed
 
 test: $(STAMP)
-	source $(BIN)/activate && python -m pytest
+	source $(BIN)/activate && ruff check --quiet . && python -m pytest
 
 # Speed against the hardware: embed vs bare forward, train vs bare forward+backward, no-op repro, FAISS
 # index types (200k x 512 random unit vectors; BENCH_ARGS="--vectors 2000000" to scale up).
