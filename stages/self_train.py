@@ -4,7 +4,8 @@ Transductive. self_train.use auto (the default) first runs the whole procedure o
 were the test (training/self_training.py: validation_gain) and goes on only when their score rises beyond its
 paired bootstrap noise (or, where it cannot move, their mAP: keeps); always skips that check; never turns it off. Kept: the test queries and gallery, embedded
 and adapted as the embed stage does, are clustered into pseudo-people (search/pseudo_identities.py: k-reciprocal
-clusters holding photos and renders; no test label is read), the model is fine-tuned on them, then exported as the
+clusters holding photos and renders; no test label is read), the model is fine-tuned on them (self_train.rounds times,
+re-clustering with each round's model), then exported as the
 export stage does (ONNX checked against torch, int8 calibrated on training images): embed and `styleid search` use
 it. Not kept: models/self_trained/ holds only off.json, and embed uses models/ as trained.
 """
@@ -12,7 +13,6 @@ it. Not kept: models/self_trained/ holds only off.json, and embed uses models/ a
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from styleid.artifacts import METRICS, MODEL_DIR, SELF_TRAINED, load_split
@@ -23,7 +23,7 @@ from styleid.params import load_params
 from styleid.runner import stage
 from styleid.search.adapt import resolve
 from styleid.search.rerank import KRECIPROCAL_MAX
-from styleid.training.self_training import embed_pair, keeps, pseudo_people, self_train, validation_gain
+from styleid.training.self_training import adapt_rounds, embed_pair, keeps, pseudo_people, validation_gain
 
 
 @stage
@@ -55,11 +55,11 @@ def _self_train(params, out: Path) -> dict:
     pseudo = pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)
     if pseudo.people < 2:
         return {"self_train": f"skipped: {pseudo.people} pseudo-people among the test images (raise self_train.eps)", **checked, **pseudo.summary()}
-    domains = ["photo"] * len(queries) + ["render"] * len(gallery)
-    result = self_train(model, params, [*queries, *gallery], domains, np.concatenate([pseudo.query, pseudo.gallery]))
-    save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": pseudo.summary()})
+    result = adapt_rounds(model, params, queries, gallery, adapt, first=pseudo)
+    more = {"self_train_rounds": result.rounds, **{f"last_round_{k}": v for k, v in result.last.summary().items()}} if s.rounds > 1 else {}
+    save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": {**pseudo.summary(), **more}})
     exported = export_runtimes(result.model, out, split, e.calibration_images, params.seed)
-    return {"self_train": "kept", **checked, **pseudo.summary(), "self_train_seconds": round(result.seconds, 2),
+    return {"self_train": "kept", **checked, **pseudo.summary(), **more, "self_train_seconds": round(result.seconds, 2),
             "export_max_abs_diff": exported["export_max_abs_diff"], "int8_mean_cosine": exported["int8_mean_cosine"]}
 
 

@@ -104,6 +104,46 @@ def test_validation_gain_runs_the_procedure_on_the_validation_people_and_reports
     assert validation_gain(model, strict, {"val_query": [], "val_gallery": []}, "center") == {"val_people": 0}
 
 
+def test_each_round_reclusters_with_the_model_the_round_before_left(synthetic_root, monkeypatch):
+    import copy
+    from types import SimpleNamespace
+
+    from styleid.search.pseudo_identities import PseudoIdentities
+    from styleid.training import self_training
+    from styleid.training.self_training import adapt_rounds
+
+    people = sorted(p.name for p in (synthetic_root / "photos").iterdir())
+    queries = [f for p in people for f in sorted((synthetic_root / "photos" / p).iterdir())]
+    gallery = [f for p in people for f in sorted((synthetic_root / "renders" / p).iterdir())]
+    raw = {"backbone": "tf_efficientnet_lite0", "pretrained": "none", "batch_size": 8, "model": {"input_size": 32, "embed_dim": 16},
+           "self_train": {"epochs": 1, "rounds": 3}}
+    torch.manual_seed(5)
+    model = build(ModelConfig("tf_efficientnet_lite0", "none", 32, 16, 1.0, True))
+    found = [3, 2, 4]  # pseudo-people each clustering finds
+    clustered_with, trained_from = [], []
+    real_embed = self_training.embed_pair
+
+    def clusters(q, g, params):  # the clustering itself is tested above; here only who clusters and who is fine-tuned
+        n = found[len(clustered_with) - 1]
+        return PseudoIdentities(np.arange(len(q)) % n, np.arange(len(g)) % n)
+
+    monkeypatch.setattr(self_training, "embed_pair", lambda m, *a: clustered_with.append(m) or real_embed(m, *a))
+    monkeypatch.setattr(self_training, "pseudo_people", clusters)
+    monkeypatch.setattr(self_training, "self_train", lambda m, *a: trained_from.append(m) or SimpleNamespace(model=copy.deepcopy(m), seconds=1.0))
+    result = adapt_rounds(model, params_from_dict(raw), queries, gallery, "center")
+    assert result.rounds == 3 and result.seconds == 3.0 and result.first.people == 3 and result.last.people == 4
+    assert clustered_with[0] is model and trained_from[0] is model  # round 1: the given model clusters and is fine-tuned
+    assert clustered_with[1] is trained_from[1] is not model and clustered_with[2] is trained_from[2] is not clustered_with[1]
+    assert result.model is not trained_from[2]  # what the last round left
+    clustered_with.clear(), trained_from.clear()
+    found[1] = 1  # the second clustering finds one pseudo-person: stop, keep what round 1 left
+    stopped = adapt_rounds(model, params_from_dict(raw), queries, gallery, "center")
+    assert stopped.rounds == 1 and stopped.last.people == 1 and len(trained_from) == 1 and stopped.model is clustered_with[1]
+    found[0] = 0  # nothing at all: the given model, untouched
+    clustered_with.clear()
+    assert adapt_rounds(model, params_from_dict(raw), queries, gallery, "center").model is model
+
+
 def test_auto_keeps_on_the_score_and_turns_to_map_only_where_the_score_cannot_move():
     assert keeps({"val_gain_low": 5.0, "val_score_moved": True, "val_map_gain_low": -0.1})
     assert not keeps({"val_gain_low": 0.0, "val_score_moved": True, "val_map_gain_low": 0.05})  # the score moved and says no

@@ -105,7 +105,8 @@ class AugmentParams(_Section):
 @dataclass(frozen=True)
 class SelfTrainParams(_Section):
     use: Literal["auto", "always", "never"] = "auto"  # auto: only when the same procedure on the validation people gains beyond their noise (their mAP where their score cannot move)
-    epochs: int = 8  # epochs of fine-tuning on the pseudo-people
+    epochs: int = 8  # epochs of fine-tuning on the pseudo-people, per round
+    rounds: int = 1  # cluster then fine-tune, repeated: each round re-clusters with the model the round before left
     lr: float = 1e-4  # learning rate of that fine-tuning (otherwise the training recipe: loss, batches, augmentation)
     eps: float = 0.6  # DBSCAN radius on the k-reciprocal Jaccard distance (a pseudo-person's images lie closer than this)
     min_samples: int = 4  # DBSCAN: images around a core image
@@ -114,6 +115,7 @@ class SelfTrainParams(_Section):
 
     def __post_init__(self) -> None:
         _check(1 <= self.epochs <= 1000, "self_train.epochs", "must be in [1, 1000]")
+        _check(1 <= self.rounds <= 100, "self_train.rounds", "must be in [1, 100]")
         _check(0 < self.lr <= 10, "self_train.lr", "must be in (0, 10]")
         _check(0 < self.eps < 1, "self_train.eps", "is a Jaccard distance: must be in (0, 1)")
         _check(self.min_samples >= 1 and self.k1 >= 1 and self.k2 >= 1, "self_train.min_samples", "min_samples, k1 and k2 must be >= 1")

@@ -4,6 +4,8 @@ The pseudo-people come from search/pseudo_identities.py (k-reciprocal clusters t
 no test label is read. The fine-tune is the training recipe itself (loss, cross-domain batches,
 augmentation) started from the trained weights, with the backbone's BatchNorm statistics held, for
 self_train.epochs at self_train.lr, keeping the last epoch: nothing labelled is left to choose another.
+With self_train.rounds > 1 the clustering is redone after each fine-tune with the model it left, so
+neighbourhoods the fine-tune tightened give the next round better pseudo-people (`adapt_rounds`).
 
 Whether it helps depends on the data: clusters are only as good as the embedding's neighbourhoods, and
 with a few images a person they chain people together. So the stage first runs the very same procedure
@@ -42,6 +44,32 @@ def self_train(model: Embedder, params: Params, images: list[Path], domains: lis
     return train(tuned, data, init=model)
 
 
+@dataclasses.dataclass(frozen=True)
+class Rounds:
+    model: Embedder  # what the last round left (the given model when no round had 2 pseudo-people)
+    first: PseudoIdentities  # the first round's pseudo-people
+    last: PseudoIdentities  # the last round's
+    rounds: int  # rounds that fine-tuned
+    seconds: float  # their fine-tuning time
+
+
+def adapt_rounds(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], adapt: str,
+                 first: PseudoIdentities | None = None) -> Rounds:
+    """self_train.rounds of clustering the queries and gallery (as embed_pair embeds them) and fine-tuning on the pseudo-people;
+    `first`: the first round's pseudo-people when the caller already has them. Stops early when a round finds fewer than 2."""
+    domains = ["photo"] * len(queries) + ["render"] * len(gallery)
+    pseudo = first if first is not None else pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)
+    found, done, seconds = pseudo, 0, 0.0
+    for r in range(params.self_train.rounds):
+        if r:
+            pseudo = pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)
+        if pseudo.people < 2:
+            break
+        result = self_train(model, params, [*queries, *gallery], domains, np.concatenate([pseudo.query, pseudo.gallery]))
+        model, done, seconds = result.model, done + 1, seconds + result.seconds
+    return Rounds(model, found, pseudo, done, seconds)
+
+
 def pseudo_people(queries: np.ndarray, gallery: np.ndarray, params: Params) -> PseudoIdentities:
     """The pseudo-people among L2-normalised, adapted query and gallery embeddings, with self_train's clustering settings."""
     s = params.self_train
@@ -58,10 +86,16 @@ def embed_pair(model: Embedder, params: Params, queries: list[Path], gallery: li
 def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) -> dict:
     """Self-training run on the validation people as a test set: their score before and after, the paired bootstrap 95% interval
     of the gain (what self_train.use auto decides on), and the purity of their pseudo-people (validation labels, read only here)."""
+    return validation_rankings(model, params, split, adapt)[0]
+
+
+def validation_rankings(model: Embedder, params: Params, split: dict, adapt: str) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
+    """validation_gain's row with the validation rankings before and after self-training (None without validation people);
+    scripts/probe_self_training.py compares the after-rankings of two settings, paired."""
     q_paths, g_paths = [Path(x["image"]) for x in split["val_query"]], [Path(x["image"]) for x in split["val_gallery"]]
     q_people, g_people = [x["person"] for x in split["val_query"]], [x["person"] for x in split["val_gallery"]]
     if not q_paths or not g_paths:
-        return {"val_people": 0}
+        return {"val_people": 0}, None, None
     q, g = embed_pair(model, params, q_paths, g_paths, adapt)
     before = metrics.rank_by_scores(q @ g.T)
     measured = metrics.evaluate(before, q_people, g_people)
@@ -70,9 +104,12 @@ def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) ->
            "val_purity": round(purity(np.concatenate([pseudo.query, pseudo.gallery]), q_people + g_people), 4),
            "val_score": measured["score"]}
     if pseudo.people < 2:
-        return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0}
-    tuned = self_train(model, params, [*q_paths, *g_paths], ["photo"] * len(q) + ["render"] * len(g),
-                       np.concatenate([pseudo.query, pseudo.gallery])).model
+        return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0}, before, before
+    rounds = adapt_rounds(model, params, q_paths, g_paths, adapt, first=pseudo)
+    tuned = rounds.model
+    if params.self_train.rounds > 1:
+        row.update({"val_self_train_rounds": rounds.rounds, "val_last_round_pseudo_people": rounds.last.people,
+                    "val_last_round_purity": round(purity(np.concatenate([rounds.last.query, rounds.last.gallery]), q_people + g_people), 4)})
     q_after, g_after = embed_pair(tuned, params, q_paths, g_paths, adapt)
     after = metrics.rank_by_scores(q_after @ g_after.T)
     low, high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed)
@@ -80,7 +117,7 @@ def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) ->
     moved = bool(np.any(metrics.per_query("score", before, q_people, g_people) != metrics.per_query("score", after, q_people, g_people)))
     measured_after = metrics.evaluate(after, q_people, g_people)
     return {**row, "val_score_self_trained": measured_after["score"], "val_gain_low": low, "val_gain_high": high, "val_score_moved": moved,
-            "val_map": measured["mAP"], "val_map_self_trained": measured_after["mAP"], "val_map_gain_low": map_low, "val_map_gain_high": map_high}
+            "val_map": measured["mAP"], "val_map_self_trained": measured_after["mAP"], "val_map_gain_low": map_low, "val_map_gain_high": map_high}, before, after
 
 
 def keeps(checked: dict) -> bool:

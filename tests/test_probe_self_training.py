@@ -1,0 +1,54 @@
+"""scripts/probe_self_training.py: two self-training settings compared, paired, on the same validation people."""
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from styleid.params import params_from_dict
+
+spec = importlib.util.spec_from_file_location("probe_self_training", REPO / "scripts" / "probe_self_training.py")
+probe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(probe)
+
+PEOPLE = ["a", "b", "c", "d"]
+SPLIT = {"val_query": [{"image": f"q{p}.jpg", "person": p} for p in PEOPLE],
+         "val_gallery": [{"image": f"g{p}.jpg", "person": p} for p in PEOPLE]}
+WRONG = np.array([[1, 0, 2, 3], [0, 1, 2, 3], [3, 2, 1, 0], [2, 3, 1, 0]])  # a: 2nd, b: 2nd, c: 3rd, d: 3rd
+RIGHT = np.array([[0, 1, 2, 3], [1, 0, 2, 3], [2, 3, 1, 0], [3, 2, 1, 0]])  # everyone found at 1
+
+
+def _run(monkeypatch, tmp_path, after, *args):
+    seen = {}
+
+    def rankings(model, params, split, adapt):
+        seen["self_train"] = params.self_train
+        return {"val_score": 0.0, "val_score_self_trained": probe.metrics.evaluate(after, PEOPLE, PEOPLE)["score"]}, None, after
+
+    monkeypatch.setattr(probe, "validation_rankings", rankings)
+    monkeypatch.setattr(probe, "load_params", lambda path: params_from_dict({}))
+    monkeypatch.setattr(probe, "load_split", lambda: SPLIT)
+    monkeypatch.setattr(probe, "load", lambda path: "model")
+    monkeypatch.setattr(probe, "resolve", lambda adapt, path: "center")
+    monkeypatch.setattr(sys, "argv", ["probe", str(tmp_path), *args])
+    probe.main()
+    return seen["self_train"]
+
+
+def test_a_saved_setting_is_compared_with_the_next_one_paired(monkeypatch, tmp_path, capsys):
+    settings = _run(monkeypatch, tmp_path, WRONG, "--rounds", "1", "--epochs", "8", "--save", str(tmp_path / "one.npz"))
+    assert (settings.rounds, settings.epochs) == (1, 8) and (tmp_path / "one.npz").is_file()
+    settings = _run(monkeypatch, tmp_path, RIGHT, "--rounds", "2", "--epochs", "4", "--against", str(tmp_path / "one.npz"))
+    assert (settings.rounds, settings.epochs) == (2, 4)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("against epochs 8, rounds 1") and "-> 1000.0" in line
+    low = float(line.split("paired interval ")[1].split(" to ")[0])
+    assert low > 0  # every query moved up, in every resample
+
+
+def test_a_ranking_of_other_people_is_refused_in_one_line(monkeypatch, tmp_path):
+    np.savez(tmp_path / "other.npz", ranking=np.zeros((3, 3), dtype=int), setting="elsewhere")
+    with pytest.raises(SystemExit, match="other.npz: a ranking of other validation people"):
+        _run(monkeypatch, tmp_path, RIGHT, "--against", str(tmp_path / "other.npz"))
