@@ -56,10 +56,9 @@ def _self_train(params, out: Path) -> dict:
     if pseudo.people < 2:
         return {"self_train": f"skipped: {pseudo.people} pseudo-people among the test images (raise self_train.eps)", **checked, **pseudo.summary()}
     result = adapt_rounds(model, params, queries, gallery, adapt, first=pseudo)
-    more = {"self_train_rounds": result.rounds, **{f"last_round_{k}": v for k, v in result.last.summary().items()}} if s.rounds > 1 else {}
-    save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": {**pseudo.summary(), **more}})
+    save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": {**pseudo.summary(), **result.summary()}})
     exported = export_runtimes(result.model, out, split, e.calibration_images, params.seed)
-    return {"self_train": "kept", **checked, **pseudo.summary(), **more, "self_train_seconds": round(result.seconds, 2),
+    return {"self_train": "kept", **checked, **pseudo.summary(), **result.summary(), "self_train_seconds": round(result.seconds, 2),
             "export_max_abs_diff": exported["export_max_abs_diff"], "int8_mean_cosine": exported["int8_mean_cosine"]}
 
 

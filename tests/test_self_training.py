@@ -134,6 +134,8 @@ def test_each_round_reclusters_with_the_model_the_round_before_left(synthetic_ro
     monkeypatch.setattr(self_training, "self_train", lambda m, *a: trained_from.append(m) or SimpleNamespace(model=copy.deepcopy(m), seconds=1.0))
     result = adapt_rounds(model, params_from_dict(raw), queries, gallery, "center")
     assert result.rounds == 3 and result.seconds == 3.0 and result.first.people == 3 and result.last.people == 4
+    assert result.summary() == {"self_train_rounds": 3, "last_round_pseudo_people": 4, "last_round_pseudo_queries": len(queries),
+                                "last_round_pseudo_gallery": len(gallery)}
     assert clustered_with[0] is model and trained_from[0] is model  # round 1: the given model clusters and is fine-tuned
     assert clustered_with[1] is trained_from[1] is not model and clustered_with[2] is trained_from[2] is not clustered_with[1]
     assert result.model is not trained_from[2]  # what the last round left
@@ -144,6 +146,10 @@ def test_each_round_reclusters_with_the_model_the_round_before_left(synthetic_ro
     found[0] = 0  # nothing at all: the given model, untouched
     clustered_with.clear()
     assert adapt_rounds(model, params_from_dict(raw), queries, gallery, "center").model is model
+    one = params_from_dict({**raw, "self_train": {**raw["self_train"], "rounds": 1}})
+    found[0] = 3
+    clustered_with.clear()
+    assert adapt_rounds(model, one, queries, gallery, "center").summary() == {}  # one round: the first round's figures say it all
 
 
 def test_auto_keeps_on_the_score_and_turns_to_map_only_where_the_score_cannot_move():

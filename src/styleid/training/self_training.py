@@ -51,6 +51,13 @@ class Rounds:
     last: PseudoIdentities  # the last round's
     rounds: int  # rounds that fine-tuned
     seconds: float  # their fine-tuning time
+    asked: int  # self_train.rounds
+
+    def summary(self) -> dict:
+        """The rounds' own figures for metrics and the model card; none when one round was asked (the pseudo-people are the first's)."""
+        if self.asked == 1:
+            return {}
+        return {"self_train_rounds": self.rounds, **{f"last_round_{k}": v for k, v in self.last.summary().items()}}
 
 
 def adapt_rounds(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], adapt: str,
@@ -67,7 +74,7 @@ def adapt_rounds(model: Embedder, params: Params, queries: list[Path], gallery: 
             break
         result = self_train(model, params, [*queries, *gallery], domains, np.concatenate([pseudo.query, pseudo.gallery]))
         model, done, seconds = result.model, done + 1, seconds + result.seconds
-    return Rounds(model, found, pseudo, done, seconds)
+    return Rounds(model, found, pseudo, done, seconds, params.self_train.rounds)
 
 
 def pseudo_people(queries: np.ndarray, gallery: np.ndarray, params: Params) -> PseudoIdentities:
@@ -106,11 +113,10 @@ def validation_rankings(model: Embedder, params: Params, split: dict, adapt: str
     if pseudo.people < 2:
         return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0}, before, before
     rounds = adapt_rounds(model, params, q_paths, g_paths, adapt, first=pseudo)
-    tuned = rounds.model
-    if params.self_train.rounds > 1:
-        row.update({"val_self_train_rounds": rounds.rounds, "val_last_round_pseudo_people": rounds.last.people,
-                    "val_last_round_purity": round(purity(np.concatenate([rounds.last.query, rounds.last.gallery]), q_people + g_people), 4)})
-    q_after, g_after = embed_pair(tuned, params, q_paths, g_paths, adapt)
+    if rounds.summary():
+        row.update({f"val_{k}": v for k, v in rounds.summary().items()},
+                   val_last_round_purity=round(purity(np.concatenate([rounds.last.query, rounds.last.gallery]), q_people + g_people), 4))
+    q_after, g_after = embed_pair(rounds.model, params, q_paths, g_paths, adapt)
     after = metrics.rank_by_scores(q_after @ g_after.T)
     low, high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed)
     map_low, map_high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed, measure="mAP")
