@@ -86,3 +86,15 @@ def test_people_renamed_by_source_tags_still_match_but_regrouped_people_do_not(t
     path.write_text(json.dumps([{**e, "person": "p0" if e["person"] == "p1" else e["person"]} for e in json.loads(path.read_text())]))
     with pytest.raises(StyleidError, match="other people"):
         compare(base, load_run(merged))
+
+
+def test_the_mAP_gain_is_paired_too_and_an_unknown_measure_is_refused(tmp_path):
+    _write_run(tmp_path / "a", set(range(10)))
+    _write_run(tmp_path / "b", set(range(30)))
+    result = compare(load_run(tmp_path / "a"), load_run(tmp_path / "b"), measure="mAP")  # one render a person: AP 1 when first, else 0 here
+    assert (result.score_base, result.score_other, result.gain, result.measure) == (0.25, 0.75, 0.5, "mAP")
+    assert 0 < result.gain_low < 0.5 < result.gain_high and result.verdict == "better beyond the noise"
+    out = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--measure", "mAP"])
+    assert out.exit_code == 0 and "mAP 0.750 - 0.250 = +0.500" in out.output, out.output
+    bad = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--measure", "ndcg"])
+    assert bad.exit_code != 0 and "measure 'ndcg': unknown; use one of score, mAP" in bad.output and "Traceback" not in bad.output

@@ -170,18 +170,20 @@ def serve(index_dir: Path = typer.Option(..., "--index", help="an index from `st
 def compare(base: Path = typer.Argument(..., help="the baseline run's project folder (after `dvc repro`)"),
             other: Path = typer.Argument(..., help="the run to compare with it, on the same test set"),
             seed: int = typer.Option(0, "--seed", help="seeds the bootstrap draws of the people"),
+            measure: str = typer.Option("score", "--measure", help="score (600 R@1 + 300 R@5 + 100 R@10) | mAP (where every right image ranks)"),
             json_out: Optional[Path] = typer.Option(None, "--json", help="also write the comparison here as JSON")) -> None:
-    """OTHER's score minus BASE's, with the 95% interval of that gain (the same test people resampled for both)."""
+    """OTHER's score (or mAP) minus BASE's, with the 95% interval of that gain (the same test people resampled for both)."""
     from dataclasses import asdict
 
     from styleid.paired_comparison import compare as compare_runs, load_run
     from styleid.fileio import write_json
 
-    result = compare_runs(load_run(base), load_run(other), seed)
+    result = compare_runs(load_run(base), load_run(other), seed, measure)
     if json_out:
         write_json(json_out, {**asdict(result), "verdict": result.verdict})
-    typer.echo(f"{other} - {base}: score {result.score_other:.1f} - {result.score_base:.1f} = {result.gain:+.1f} "
-               f"(95% paired interval {result.gain_low:+.1f} to {result.gain_high:+.1f}; {result.n_queries} queries of "
+    fmt = ".1f" if measure == "score" else ".3f"
+    typer.echo(f"{other} - {base}: {measure} {result.score_other:{fmt}} - {result.score_base:{fmt}} = {result.gain:+{fmt}} "
+               f"(95% paired interval {result.gain_low:+{fmt}} to {result.gain_high:+{fmt}}; {result.n_queries} queries of "
                f"{result.n_people} people): {result.verdict}")
 
 

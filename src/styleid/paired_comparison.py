@@ -1,4 +1,4 @@
-"""Compare two runs on the same test set: the score gain and its paired bootstrap interval.
+"""Compare two runs on the same test set: the score (or mAP) gain and its paired bootstrap interval.
 
 Two runs' own intervals overlap long before their difference is noise: the same hard people pull
 both scores down together. Resampling the people once for both rankings (paired) measures the gain
@@ -18,6 +18,7 @@ from styleid.errors import StyleidError
 from styleid.fileio import read_json
 
 QUERIES, GALLERY = EMBEDDINGS / "query.json", EMBEDDINGS / "gallery.json"  # relative to a run's root, as RETRIEVED
+MEASURES = ("score", "mAP")  # score: what the competition counts; mAP: where every right image ranks (moves where the score sits at its ceiling)
 
 
 @dataclass
@@ -30,13 +31,14 @@ class Run:
 
 @dataclass
 class Comparison:
-    score_base: float
+    score_base: float  # the measure's value for each run
     score_other: float
-    gain: float  # score(other) - score(base)
+    gain: float  # measure(other) - measure(base)
     gain_low: float  # 95% paired bootstrap interval of the gain
     gain_high: float
     n_queries: int
     n_people: int
+    measure: str = "score"
 
     @property
     def verdict(self) -> str:
@@ -96,11 +98,15 @@ def _aligned(base: Run, other: Run) -> np.ndarray:
     return remap[np.where(ids < 0, len(other.gallery), ids)]
 
 
-def compare(base: Run, other: Run, seed: int = 0) -> Comparison:
+def compare(base: Run, other: Run, seed: int = 0, measure: str = "score") -> Comparison:
+    if measure not in MEASURES:
+        raise StyleidError(f"measure {measure!r}: unknown; use one of {', '.join(MEASURES)}")
     other_ids = _aligned(base, other)
     query_people = [p for _, p in base.queries]
     gallery_people = [p for _, p in base.gallery]
-    score_base = metrics.evaluate(base.ids, query_people, gallery_people)["score"]
-    score_other = metrics.evaluate(other_ids, query_people, gallery_people)["score"]
-    low, high = metrics.difference_interval(base.ids, other_ids, query_people, gallery_people, seed)
-    return Comparison(score_base, score_other, round(score_other - score_base, 3), low, high, len(query_people), len(set(query_people)))
+    value_base = metrics.evaluate(base.ids, query_people, gallery_people)[measure]
+    value_other = metrics.evaluate(other_ids, query_people, gallery_people)[measure]
+    low, high = metrics.difference_interval(base.ids, other_ids, query_people, gallery_people, seed, measure=measure)
+    digits = 3 if measure == "score" else 6
+    return Comparison(value_base, value_other, round(value_other - value_base, digits), low, high, len(query_people),
+                      len(set(query_people)), measure)
