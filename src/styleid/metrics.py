@@ -113,6 +113,9 @@ def bootstrap_intervals(rankings: np.ndarray, query_people: Sequence[str], galle
     return out
 
 
+MEASURE_DIGITS = {"score": 3, "mAP": 6}  # the measures a gain can be taken in, and the decimals each is reported to
+
+
 def per_query(measure: str, rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str]) -> np.ndarray:
     """Each query's share of `measure`: "score" (600 / 300 / 100 for right at 1 / within 5 / within 10) or "mAP" (its AP)."""
     rel = relevance(rankings, query_people, gallery_people)
@@ -128,7 +131,7 @@ def difference_interval(rankings_a: np.ndarray, rankings_b: np.ndarray, query_pe
         return 0.0, 0.0
     gain = per_query(measure, rankings_b, query_people, gallery_people) - per_query(measure, rankings_a, query_people, gallery_people)
     low, high = np.percentile(_resample_people({"gain": gain}, query_people, seed, resamples)["gain"], [2.5, 97.5])
-    digits = 3 if measure == "score" else 6
+    digits = MEASURE_DIGITS[measure]
     return round(float(low), digits), round(float(high), digits)
 
 

@@ -18,7 +18,6 @@ from styleid.errors import StyleidError
 from styleid.fileio import read_json
 
 QUERIES, GALLERY = EMBEDDINGS / "query.json", EMBEDDINGS / "gallery.json"  # relative to a run's root, as RETRIEVED
-MEASURES = ("score", "mAP")  # score: what the competition counts; mAP: where every right image ranks (moves where the score sits at its ceiling)
 
 
 @dataclass
@@ -99,14 +98,13 @@ def _aligned(base: Run, other: Run) -> np.ndarray:
 
 
 def compare(base: Run, other: Run, seed: int = 0, measure: str = "score") -> Comparison:
-    if measure not in MEASURES:
-        raise StyleidError(f"measure {measure!r}: unknown; use one of {', '.join(MEASURES)}")
+    if measure not in metrics.MEASURE_DIGITS:  # score: what the competition counts; mAP: moves where the score sits at its ceiling
+        raise StyleidError(f"measure {measure!r}: unknown; use one of {', '.join(metrics.MEASURE_DIGITS)}")
     other_ids = _aligned(base, other)
     query_people = [p for _, p in base.queries]
     gallery_people = [p for _, p in base.gallery]
     value_base = metrics.evaluate(base.ids, query_people, gallery_people)[measure]
     value_other = metrics.evaluate(other_ids, query_people, gallery_people)[measure]
     low, high = metrics.difference_interval(base.ids, other_ids, query_people, gallery_people, seed, measure=measure)
-    digits = 3 if measure == "score" else 6
-    return Comparison(value_base, value_other, round(value_other - value_base, digits), low, high, len(query_people),
+    return Comparison(value_base, value_other, round(value_other - value_base, metrics.MEASURE_DIGITS[measure]), low, high, len(query_people),
                       len(set(query_people)), measure)

@@ -113,8 +113,8 @@ def validation_rankings(model: Embedder, params: Params, split: dict, adapt: str
     if pseudo.people < 2:
         return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0}, before, before
     rounds = adapt_rounds(model, params, q_paths, g_paths, adapt, first=pseudo)
-    if rounds.summary():
-        row.update({f"val_{k}": v for k, v in rounds.summary().items()},
+    if more := rounds.summary():
+        row.update({f"val_{k}": v for k, v in more.items()},
                    val_last_round_purity=round(purity(np.concatenate([rounds.last.query, rounds.last.gallery]), q_people + g_people), 4))
     q_after, g_after = embed_pair(rounds.model, params, q_paths, g_paths, adapt)
     after = metrics.rank_by_scores(q_after @ g_after.T)
