@@ -26,7 +26,8 @@ def align_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     query_method, share = plan.get(query_source(split), ("none", None))
     settings = AlignSettings("mtcnn", data.align_size, data.align_margin)
     files = list(dict.fromkeys(Path(e["file"]) for part in PARTS for e in split[part] if plan[e.get("source", "")][0] == "mtcnn"))
-    mapping, computed, fallbacks = align_files(files, ALIGNED, settings) if files else ({}, 0, 0)
+    framing = {Path(e["file"]): Path(e["rendered_from"]) for part in PARTS for e in split[part] if e.get("rendered_from")}
+    mapping, computed, fallbacks = align_files(files, ALIGNED, settings, framing) if files else ({}, 0, 0)
     write_json(ALIGNED_INDEX, {"method": query_method, "asked": data.align, "face_share": share, "size": settings.size,
                                "margin": settings.margin, "crops": mapping,
                                **({"sources": {tag: {"method": m, "face_share": f} for tag, (m, f) in plan.items()}} if len(plan) > 1 else {})})

@@ -39,7 +39,9 @@ def split_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     doc = {"protocol": protocol, "layout": layout, "root": source["root"], "labelled": is_labelled(split)}
     for part in PARTS:
         doc[part] = [{"file": entry_file(e.path, roots[e.source]).as_posix(), "name": display_name(e.path), "person": e.person,
-                      "domain": e.domain, **({"source": e.source} if e.source else {}), **({"style": e.style} if e.style else {})} for e in split[part]]
+                      "domain": e.domain, **({"source": e.source} if e.source else {}), **({"style": e.style} if e.style else {}),
+                      **({"rendered_from": entry_file(e.origin.path, roots[e.origin.source]).as_posix()} if e.origin else {})}
+                     for e in split[part]]
     write_json(SPLITS, doc)
     counts = ", ".join(f"{part} {len(split[part])}" for part in PARTS)
     people = lambda part: len({e.person for e in split[part]})  # noqa: E731

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -96,3 +98,53 @@ def test_auto_decides_per_source_and_renders_follow_the_queries(tmp_path):
     drawn = plan_sources(split, ("train", "val_query", "val_gallery", "query", "gallery"), "auto", seed=0, drawn=["test"])
     assert drawn["test"] == ("none", None) and drawn["rendered"] == drawn["test"] and drawn["s0"][0] == "none"
     assert plan_sources(split, ("train", "query", "gallery"), "mtcnn", 0, drawn=["test"])["test"][0] == "mtcnn"  # asked for: done
+
+
+def test_a_render_is_cropped_where_the_face_is_in_its_photo(tmp_path):
+    """A hatched drawing hides the face from MTCNN; the photo it was drawn from (same framing) does not."""
+    import numpy as np
+
+    from styleid.data.stylize import stylize
+
+    photo = _sample("astronaut")
+    photo.save(tmp_path / "photo.jpg")
+    stylize(photo, "hatching", np.random.default_rng(0)).save(tmp_path / "render.jpg")
+    aligner = FaceAligner(SETTINGS)
+    assert aligner.face_box(Image.open(tmp_path / "render.jpg").convert("RGB")) is None  # alone: a centred fallback
+    out = tmp_path / "aligned"
+    mapping, computed, fallbacks = align_files([tmp_path / "render.jpg"], out, SETTINGS, {tmp_path / "render.jpg": tmp_path / "photo.jpg"})
+    assert computed == 1 and fallbacks == 0
+    photo_crop, _, _ = align_files([tmp_path / "photo.jpg"], out, SETTINGS)
+    crop = np.asarray(Image.open(mapping[(tmp_path / "render.jpg").as_posix()]).convert("L"), float)
+    same = np.asarray(Image.open(photo_crop[(tmp_path / "photo.jpg").as_posix()]).convert("L"), float)
+    centred = np.asarray(aligner(Image.open(tmp_path / "render.jpg").convert("RGB")).crop.convert("L"), float)
+    assert np.corrcoef(crop.ravel(), same.ravel())[0, 1] > np.corrcoef(centred.ravel(), same.ravel())[0, 1] + 0.2  # her face, framed as the photo's
+    alone, computed, _ = align_files([tmp_path / "render.jpg"], out, SETTINGS)
+    assert computed == 1 and alone != mapping  # framed and unframed crops are cached apart
+
+
+def test_the_align_stage_frames_rendered_galleries_by_their_photos(tmp_path):
+    """fetch -> split -> align on photo-only people: every hatched gallery render is cropped at its photo's face."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    photo = _sample("astronaut").resize((256, 256))
+    for person in range(3):
+        for k in range(4):  # the same face, a little brighter each time: distinct files
+            (tmp_path / "people" / f"p{person}").mkdir(parents=True, exist_ok=True)
+            photo.point(lambda v, s=person * 4 + k: min(255, v + s)).save(tmp_path / "people" / f"p{person}" / f"{k}.jpg")
+    (tmp_path / "params.yaml").write_text(f"data:\n  source: {tmp_path / 'people'}\n  align: mtcnn\n  align_size: 64\n"
+                                          "split:\n  test_styles: [hatching]\n")
+    for name in ("fetch", "split", "align"):
+        proc = subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py")], cwd=tmp_path, env={**os.environ}, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    split = json.loads((tmp_path / "data" / "splits.json").read_text())
+    rendered = [e for part in ("val_gallery", "gallery") for e in split[part] if e.get("source") == "rendered"]
+    assert rendered and all(e["file"].endswith(f"/{Path(e['rendered_from']).name}_hatching.jpg") and (tmp_path / e["rendered_from"]).is_file()
+                            for e in rendered)  # paths as the split writes them: relative to the run's folder
+    metrics = json.loads((tmp_path / "metrics" / "align.json").read_text())
+    assert metrics["align_images"] >= len(rendered) and metrics["align_fallbacks"] == 0  # alone, each hatched render would fall back

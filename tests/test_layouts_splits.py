@@ -159,6 +159,7 @@ def test_rendered_gallery_images_are_marked_by_source_not_by_name_and_never_coll
     rendered = [out for _, out in to_render]
     assert len({e.path for e in rendered}) == len(rendered)  # no two renders share a file
     assert all(e.source == RENDERED and e.domain == "render" for e in rendered)
+    assert all(out.origin == src for src, out in to_render)  # each render knows its photo: align crops it where the photo's face is
     roots = source_roots({"root": str(root)})
     everyone = [e for part in split.values() for e in part]
     real = [e for e in everyone if e.source != RENDERED]

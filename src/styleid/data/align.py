@@ -1,8 +1,9 @@
 """Face detection and cropping (MTCNN from facenet-pytorch; its weights ship inside the wheel).
 
 Each image becomes a square crop around its largest detected face, with a margin, resized to
-`size`. Where no face is found (common on caricatures and cartoons) the crop is the centred
-square instead, and the caller counts it. Crops are cached by image content and settings, so
+`size`; a render made from a photo is cropped where the face is in that photo. Where no face is
+found (common on caricatures and cartoons) the crop is the centred square instead, and the caller
+counts it. Crops are cached by image content and settings, so
 a dataset is aligned once per setting however often it is re-split.
 """
 
@@ -61,11 +62,22 @@ class FaceAligner:
             return None
         return tuple(float(v) for v in boxes[best])
 
-    def __call__(self, image: Image.Image) -> Aligned:
-        box = self.face_box(image)
+    def __call__(self, image: Image.Image, framing: Image.Image | None = None) -> Aligned:
+        """framing: the photo a render was drawn from (same framing): its face box crops the render, where a
+        detector trained on photos finds faces in few drawings; the render's own detection is the fallback."""
+        box = _scaled(self.face_box(framing), framing.size, image.size) if framing is not None else None
+        box = box or self.face_box(image)
         square = _face_square(box, image.size, self.settings.margin) if box else _centre_square(image.size)
         crop = image.crop(square).resize((self.settings.size, self.settings.size), Image.Resampling.BICUBIC)
         return Aligned(crop, box is not None)
+
+
+def _scaled(box: tuple[float, float, float, float] | None, size: tuple[int, int], to: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """A box found in an image of `size`, in the coordinates of one of size `to` (a render keeps its photo's size)."""
+    if box is None:
+        return None
+    sx, sy = to[0] / size[0], to[1] / size[1]
+    return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
 
 
 def _centre_square(size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -89,29 +101,36 @@ def _face_square(box: tuple[float, float, float, float], size: tuple[int, int], 
 NOFACE = ".noface"  # <crop>.noface beside a crop marks a centred fallback: one file per crop, so two workers never lose each other's marks
 
 
-def crop_name(file: Path, settings: AlignSettings) -> str:
-    """Cache key: the image's bytes and the settings (a changed file or setting is a new crop)."""
+def crop_name(file: Path, settings: AlignSettings, framing: Path | None = None) -> str:
+    """Cache key: the image's bytes, the settings and the bytes of the photo that frames it, if any (a changed
+    file, setting or framing photo is a new crop)."""
     digest = hashlib.sha1(file.read_bytes())
     digest.update(settings.key().encode())
+    if framing is not None:
+        digest.update(b"framed by:" + framing.read_bytes())
     return digest.hexdigest()[:20] + ".jpg"
 
 
-def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings) -> tuple[dict[str, str], int, int]:
+def align_files(files: Iterable[Path], out_dir: Path, settings: AlignSettings,
+                framing: dict[Path, Path] | None = None) -> tuple[dict[str, str], int, int]:
     """Align every file into out_dir (reusing cached crops); returns (file -> crop, aligned now, fallbacks).
 
+    framing: render -> the photo it was rendered from; the render is cropped where the face is in that photo.
     Fallbacks are counted over all files, cached ones included, from the <crop>.noface marks beside the crops.
     """
+    framing = framing or {}
     out_dir.mkdir(parents=True, exist_ok=True)
     aligner: FaceAligner | None = None
     mapping: dict[str, str] = {}
     computed = fallbacks = 0
     files = list(files)
     for file in bar(files, desc="align", unit="image", leave=False, mininterval=2.0, hide=len(files) < 100):  # live count and ETA
-        name = crop_name(file, settings)
+        photo = framing.get(file)
+        name = crop_name(file, settings, photo)
         target = out_dir / name
         if not target.is_file():
             aligner = aligner or FaceAligner(settings)
-            result = aligner(load_rgb(file))
+            result = aligner(load_rgb(file), load_rgb(photo) if photo is not None else None)
             if not result.found:  # the mark first: a crop on disk always has its mark, whoever is reading
                 with atomic_path(out_dir / (name + NOFACE)) as tmp:
                     tmp.write_text(str(file) + "\n")

@@ -32,6 +32,7 @@ class Entry:
     domain: str
     style: str = ""  # the stylize renderer that made it, if any
     source: str = ""  # the source tag whose root `path` is relative to ("" for one-source data, RENDERED for rendered galleries)
+    origin: Entry | None = None  # a rendered gallery image: the photo it was rendered from (same framing: align finds the face there)
 
 
 Split = dict[str, list[Entry]]
@@ -188,7 +189,7 @@ def _one_domain_test(imgs: list[Item], params: SplitParams, rng: np.random.Gener
     split[prefix + "query"] += queries
     for src, style in renders:
         # the source's whole file name, extension included: a.jpg and a.png of one person render to two files
-        out = Entry(f"stylized/{src.person}/{src.path.rsplit('/', 1)[-1]}_{style}.jpg", src.person, "render", style, RENDERED)
+        out = Entry(f"stylized/{src.person}/{src.path.rsplit('/', 1)[-1]}_{style}.jpg", src.person, "render", style, RENDERED, src)
         split[prefix + "gallery"].append(out)
         to_render.append((src, out))
 
