@@ -29,12 +29,12 @@ def split_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
         layout = "domains"  # several training sources: people with photos and renders validate and test
     split, to_render = make_split(read_manifest(MANIFEST), layout, params.data.protocol, params.split, params.seed, test_layout, TEST)
     with atomic_dir(STYLIZED) as tmp:
-        for k, (src, out) in enumerate(tqdm(to_render, desc="split: rendering galleries", leave=False)):
+        for k, out in enumerate(tqdm(to_render, desc="split: rendering galleries", leave=False)):
             rng = np.random.default_rng([params.seed, 41, k])
             target = tmp / out.path.removeprefix("stylized/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            stylize(load_rgb(entry_file(src.path, roots[src.source])), out.style, rng).save(target, quality=95)
-        write_json(tmp / "renders.json", [{"source": src.path, "render": out.path, "style": out.style} for src, out in to_render])
+            stylize(load_rgb(entry_file(out.origin.path, roots[out.origin.source])), out.style, rng).save(target, quality=95)
+        write_json(tmp / "renders.json", [{"source": out.origin.path, "render": out.path, "style": out.style} for out in to_render])
     protocol = "cross-dataset" if test_layout else params.data.protocol if layout != "competition" else "competition"
     doc = {"protocol": protocol, "layout": layout, "root": source["root"], "labelled": is_labelled(split)}
     for part in PARTS:

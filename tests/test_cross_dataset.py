@@ -55,7 +55,7 @@ def test_photo_only_test_source_gets_galleries_in_the_test_styles(tmp_path, two_
     split, to_render = make_split(result.items, "domains", "open", params, seed=1, test_layout="people")
     assert len(split["query"]) == 5 and len(split["gallery"]) == 5 and len(to_render) == 5  # 1 of 2 photos each is rendered
     assert all(e.style == "sketch" and e.path.startswith("stylized/test:") for e in split["gallery"])
-    assert all(src.source == "test" for src, _ in to_render)
+    assert all(out.origin.source == "test" for out in to_render)
 
 
 def test_several_training_sources_keep_their_people_apart_unless_merged(tmp_path, two_datasets):

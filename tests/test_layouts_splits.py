@@ -54,7 +54,7 @@ def test_open_protocol_one_domain_renders_held_out_photos_in_test_styles(tmp_pat
     params = SplitParams(test_styles=["sketch", "cartoon"])
     split, to_render = make_split(result.items, result.layout, "open", params, seed=1)
     assert {e.style for e in split["gallery"]} <= {"sketch", "cartoon"} and len(to_render) == len(split["gallery"]) + len(split["val_gallery"])
-    rendered_sources = {src.path for src, _ in to_render}
+    rendered_sources = {out.origin.path for out in to_render}
     assert not rendered_sources & {e.path for e in split["query"]}  # a query's own photo never joins the gallery
     assert not _people(split, "train") & _people(split, "query")
 
@@ -156,15 +156,16 @@ def test_rendered_gallery_images_are_marked_by_source_not_by_name_and_never_coll
         _img(root / "person_0" / f"twin.{ext}", 7 if ext == "jpg" else 8)
     result = scan_and_check(root, "auto", 0.0)
     split, to_render = make_split(result.items, result.layout, "open", SplitParams(query_fraction=0.2), seed=3)
-    rendered = [out for _, out in to_render]
+    rendered = to_render
     assert len({e.path for e in rendered}) == len(rendered)  # no two renders share a file
     assert all(e.source == RENDERED and e.domain == "render" for e in rendered)
-    assert all(out.origin == src for src, out in to_render)  # each render knows its photo: align crops it where the photo's face is
+    assert all(out.origin.source != RENDERED and out.origin.person == out.person and out.path.startswith(f"stylized/{out.person}/{out.origin.path.rsplit('/', 1)[-1]}_")
+               for out in rendered)  # each render knows its photo: align crops it where the photo's face is
     roots = source_roots({"root": str(root)})
     everyone = [e for part in split.values() for e in part]
     real = [e for e in everyone if e.source != RENDERED]
     assert any(e.person == "stylized" for e in real)
     assert all(entry_file(e.path, roots[e.source]) == root / e.path for e in real)  # the `stylized` person's photos stay in the dataset
     assert all(entry_file(e.path, roots[e.source]) == Path("data") / e.path for e in rendered)
-    twins = [out.path for src, out in to_render if src.path.startswith("person_0/twin.")]
+    twins = [out.path for out in to_render if out.origin.path.startswith("person_0/twin.")]
     assert len(twins) == len(set(twins))

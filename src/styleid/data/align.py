@@ -3,8 +3,8 @@
 Each image becomes a square crop around its largest detected face, with a margin, resized to
 `size`; a render made from a photo is cropped where the face is in that photo. Where no face is
 found (common on caricatures and cartoons) the crop is the centred square instead, and the caller
-counts it. Crops are cached by image content and settings, so
-a dataset is aligned once per setting however often it is re-split.
+counts it. Crops are cached by image content and settings, so a dataset is aligned once per setting
+however often it is re-split.
 """
 
 from __future__ import annotations

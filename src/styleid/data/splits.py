@@ -36,7 +36,7 @@ class Entry:
 
 
 Split = dict[str, list[Entry]]
-ToRender = list[tuple["Entry", "Entry"]]  # (source photo, rendered gallery entry) pairs
+ToRender = list["Entry"]  # rendered gallery entries still to draw, each from its `origin` photo
 
 
 def _rng(seed: int, *salt: int) -> np.random.Generator:
@@ -191,7 +191,7 @@ def _one_domain_test(imgs: list[Item], params: SplitParams, rng: np.random.Gener
         # the source's whole file name, extension included: a.jpg and a.png of one person render to two files
         out = Entry(f"stylized/{src.person}/{src.path.rsplit('/', 1)[-1]}_{style}.jpg", src.person, "render", style, RENDERED, src)
         split[prefix + "gallery"].append(out)
-        to_render.append((src, out))
+        to_render.append(out)
 
 
 def cross_dataset_split(items: list[Item], test_layout: str, params: SplitParams, seed: int, test_tag: str) -> tuple[Split, ToRender]:
@@ -216,7 +216,7 @@ def cross_dataset_split(items: list[Item], test_layout: str, params: SplitParams
 
 def make_split(items: list[Item], layout: str, protocol: str, params: SplitParams, seed: int,
                test_layout: str = "", test_tag: str = "test") -> tuple[Split, ToRender]:
-    """Return (split, to_render): to_render pairs a source photo with the gallery render to make of it.
+    """Return (split, to_render): to_render lists the gallery renders to draw, each from its `origin` photo.
 
     test_layout: the layout of a separate test source (its images tagged `test_tag`): cross-dataset."""
     if test_layout:
