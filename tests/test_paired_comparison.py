@@ -35,7 +35,7 @@ def test_a_clear_gain_is_beyond_the_noise_and_no_gain_is_within_it(tmp_path):
     base = load_run(_write_run(tmp_path / "a", set(range(10))))
     better = load_run(_write_run(tmp_path / "b", set(range(30))))
     result = compare(base, better)
-    assert (result.score_base, result.score_other) == (250.0, 750.0) and result.gain == 500.0
+    assert (result.base_value, result.other_value) == (250.0, 750.0) and result.gain == 500.0
     assert 0 < result.gain_low < 500 < result.gain_high and result.verdict == "better beyond the noise"
     assert compare(better, base).verdict == "worse beyond the noise"
     same = compare(base, load_run(_write_run(tmp_path / "c", set(range(1, 11)))))  # as many right, other people
@@ -92,9 +92,11 @@ def test_the_mAP_gain_is_paired_too_and_an_unknown_measure_is_refused(tmp_path):
     _write_run(tmp_path / "a", set(range(10)))
     _write_run(tmp_path / "b", set(range(30)))
     result = compare(load_run(tmp_path / "a"), load_run(tmp_path / "b"), measure="mAP")  # one render a person: AP 1 when first, else 0 here
-    assert (result.score_base, result.score_other, result.gain, result.measure) == (0.25, 0.75, 0.5, "mAP")
+    assert (result.base_value, result.other_value, result.gain, result.measure) == (0.25, 0.75, 0.5, "mAP")
     assert 0 < result.gain_low < 0.5 < result.gain_high and result.verdict == "better beyond the noise"
     out = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--measure", "mAP"])
     assert out.exit_code == 0 and "mAP 0.750 - 0.250 = +0.500" in out.output, out.output
+    saved = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--measure", "mAP", "--json", str(tmp_path / "m.json")])
+    assert saved.exit_code == 0 and json.loads((tmp_path / "m.json").read_text())["other_value"] == 0.75  # named for any measure, not score_*
     bad = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--measure", "ndcg"])
     assert bad.exit_code != 0 and "measure 'ndcg': unknown; use one of score, mAP" in bad.output and "Traceback" not in bad.output

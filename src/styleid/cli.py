@@ -182,7 +182,7 @@ def compare(base: Path = typer.Argument(..., help="the baseline run's project fo
     if json_out:
         write_json(json_out, {**asdict(result), "verdict": result.verdict})
     fmt = ".1f" if measure == "score" else ".3f"
-    typer.echo(f"{other} - {base}: {measure} {result.score_other:{fmt}} - {result.score_base:{fmt}} = {result.gain:+{fmt}} "
+    typer.echo(f"{other} - {base}: {measure} {result.other_value:{fmt}} - {result.base_value:{fmt}} = {result.gain:+{fmt}} "
                f"(95% paired interval {result.gain_low:+{fmt}} to {result.gain_high:+{fmt}}; {result.n_queries} queries of "
                f"{result.n_people} people): {result.verdict}")
 

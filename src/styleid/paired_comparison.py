@@ -30,8 +30,8 @@ class Run:
 
 @dataclass
 class Comparison:
-    score_base: float  # the measure's value for each run
-    score_other: float
+    base_value: float  # the measure's value for each run
+    other_value: float
     gain: float  # measure(other) - measure(base)
     gain_low: float  # 95% paired bootstrap interval of the gain
     gain_high: float
