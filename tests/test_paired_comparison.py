@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from styleid.cli import app
 from styleid.errors import StyleidError
-from styleid.paired_comparison import compare, load_run
+from styleid.paired_comparison import compare, headroom, ideal, load_run
 
 PEOPLE = 40
 
@@ -100,3 +100,42 @@ def test_the_mAP_gain_is_paired_too_and_an_unknown_measure_is_refused(tmp_path):
     assert saved.exit_code == 0 and json.loads((tmp_path / "m.json").read_text())["other_value"] == 0.75  # named for any measure, not score_*
     bad = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--measure", "ndcg"])
     assert bad.exit_code != 0 and "measure 'ndcg': unknown; use one of score, mAP" in bad.output and "Traceback" not in bad.output
+
+
+def test_the_ideal_ranking_puts_every_right_image_first_and_keeps_the_rest(tmp_path):
+    base = load_run(_write_run(tmp_path / "a", set(range(10))))
+    best = ideal(base)
+    assert compare(base, best).other_value == 1000.0
+    assert (best.ids[:10] == base.ids[:10]).all()  # already right: untouched
+    assert list(best.ids[10][1:]) == list(base.ids[10][:9])  # the wrong ones follow in base's order
+    only = ideal(base, np.array([10]))
+    assert compare(base, only).gain == 25.0 and (only.ids[11:] == base.ids[11:]).all()
+
+
+def test_headroom_says_when_no_model_could_show_a_gain(tmp_path):
+    near_ceiling = headroom(load_run(_write_run(tmp_path / "a", set(range(PEOPLE - 1)))))
+    assert near_ceiling.misses == 1 and near_ceiling.perfect.gain == 25.0
+    assert near_ceiling.perfect.verdict == "within the noise" and near_ceiling.fewest_fixes is None  # one person: most resamples miss them
+    room = headroom(load_run(_write_run(tmp_path / "b", set(range(10)))))
+    # 30 misses, one a person; fixing n of them gains nothing in the resamples that draw none of those n people:
+    # (37/40)^40 = 4.4% of them for 3 (the 2.5% quantile stays 0), (36/40)^40 = 1.5% for 4
+    assert room.misses == 30 and room.perfect.verdict == "better beyond the noise" and room.fewest_fixes == 4
+
+
+def test_the_headroom_script_prints_the_perfect_gain_and_refuses_a_missing_run(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    import sys
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("headroom_script", REPO / "scripts" / "headroom.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    _write_run(tmp_path / "a", set(range(10)))
+    monkeypatch.setattr(sys, "argv", ["headroom", str(tmp_path / "a")])
+    script.main()
+    out = capsys.readouterr().out
+    assert "score 250.0; 30 of 40 queries (40 people)" in out and "perfect: 1000.0, +750.0" in out and "fixing 4 of them" in out
+    monkeypatch.setattr(sys, "argv", ["headroom", str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit, match=r"^headroom: .*retrieved.npz: missing; run `dvc repro`"):
+        script.main()

@@ -175,13 +175,13 @@ def compare(base: Path = typer.Argument(..., help="the baseline run's project fo
     """OTHER's score (or mAP) minus BASE's, with the 95% interval of that gain (the same test people resampled for both)."""
     from dataclasses import asdict
 
-    from styleid.paired_comparison import compare as compare_runs, load_run
+    from styleid.paired_comparison import MEASURE_FORMAT, compare as compare_runs, load_run
     from styleid.fileio import write_json
 
     result = compare_runs(load_run(base), load_run(other), seed, measure)
     if json_out:
         write_json(json_out, {**asdict(result), "verdict": result.verdict})
-    fmt = ".1f" if measure == "score" else ".3f"
+    fmt = MEASURE_FORMAT[measure]
     typer.echo(f"{other} - {base}: {measure} {result.other_value:{fmt}} - {result.base_value:{fmt}} = {result.gain:+{fmt}} "
                f"(95% paired interval {result.gain_low:+{fmt}} to {result.gain_high:+{fmt}}; {result.n_queries} queries of "
                f"{result.n_people} people): {result.verdict}")

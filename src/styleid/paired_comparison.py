@@ -17,6 +17,7 @@ from styleid.artifacts import EMBEDDINGS, RETRIEVED
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
 
+MEASURE_FORMAT = {"score": ".1f", "mAP": ".3f"}  # how a measure's values are printed for people
 QUERIES, GALLERY = EMBEDDINGS / "query.json", EMBEDDINGS / "gallery.json"  # relative to a run's root, as RETRIEVED
 
 
@@ -108,3 +109,46 @@ def compare(base: Run, other: Run, seed: int = 0, measure: str = "score") -> Com
     low, high = metrics.difference_interval(base.ids, other_ids, query_people, gallery_people, seed, measure=measure)
     return Comparison(value_base, value_other, round(value_other - value_base, metrics.MEASURE_DIGITS[measure]), low, high, len(query_people),
                       len(set(query_people)), measure)
+
+
+def ideal(base: Run, queries: np.ndarray | None = None) -> Run:
+    """base with every right gallery image moved to the top of each ranking (the rest keep base's order): what a
+    perfect model would return. `queries` (row indices) limits the fix to those queries; the others keep base's ranking."""
+    gallery_people = np.array([p for _, p in base.gallery])
+    ids = base.ids.copy()
+    for row in range(len(ids)) if queries is None else queries:
+        person = base.queries[row][1]
+        right = np.flatnonzero(gallery_people == person)
+        rest = [i for i in base.ids[row] if i >= 0 and gallery_people[i] != person]
+        ids[row] = np.concatenate([right, rest, np.full(ids.shape[1], -1)])[: ids.shape[1]]
+    return Run(base.root, ids, base.queries, base.gallery)
+
+
+@dataclass
+class Headroom:
+    perfect: Comparison  # a perfect ranking against base
+    misses: int  # base's queries a perfect ranking improves (for the score: those whose first result is wrong)
+    fewest_fixes: int | None  # fewest of those a model must fix (breaking none) for a gain beyond the noise; None: not even all
+
+
+def headroom(base: Run, seed: int = 0, measure: str = "score", draws: int = 20) -> Headroom:
+    """How much gain this test set can show over base. Near the ceiling (few misses) even a perfect model's gain can
+    be within the noise. Which misses a model fixes matters (one person's or many people's), so each count of fixes
+    is tried on `draws` seeded random sets of misses, and the median lower bound of their intervals decides."""
+    best = ideal(base)
+    query_people, gallery_people = [p for _, p in base.queries], [p for _, p in base.gallery]
+    now, then = (metrics.per_query(measure, run.ids, query_people, gallery_people) for run in (base, best))
+    misses = np.flatnonzero(now < then)
+    perfect = compare(base, best, seed, measure)
+
+    def beyond_noise(n: int) -> bool:
+        rng = np.random.default_rng([seed, n])
+        return np.median([compare(base, ideal(base, rng.choice(misses, n, replace=False)), seed, measure).gain_low for _ in range(draws)]) > 0
+
+    if perfect.gain_low <= 0:
+        return Headroom(perfect, len(misses), None)
+    low, high = 0, len(misses)  # bisect (more fixes, more gain): beyond_noise(high) holds, low's does not (0 fixes: no gain)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if beyond_noise(mid) else (mid, high)
+    return Headroom(perfect, len(misses), high)
