@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from styleid.distributed import ddp
-from styleid.errors import ParamsError
+from styleid.errors import ParamsError, StyleidError
 from styleid.params import params_from_dict
 from styleid.training.process_group import ProcessGroup
 from styleid.training.samplers import seeded_batches
@@ -78,6 +79,24 @@ def test_each_rank_gets_its_share_of_every_global_batch_with_the_same_item_seeds
 def test_nproc_must_be_positive():
     with pytest.raises(ParamsError, match="train.nproc"):
         params_from_dict({"train": {"nproc": 0}})
+
+
+@pytest.mark.parametrize("codes, message", [
+    ({0: -15, 1: 1}, "1 of 2 training processes failed (exit code 1)"),  # rank 0 was still running when torchrun stopped it
+    ({0: 1, 1: 1}, "2 of 2 training processes failed (exit code 1)"),
+    ({0: -15, 1: -15}, "2 of 2 training processes failed (exit code -15)"),  # all stopped: a kill from outside
+])
+def test_processes_torchrun_stopped_after_a_failure_are_not_counted_as_failed(monkeypatch, codes, message):
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def run(args):
+        raise ChildFailedError("worker", {rank: ProcessFailure(rank, 100 + rank, code, "/nonexistent") for rank, code in codes.items()})
+
+    monkeypatch.setattr(torchrun, "run", run)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # launch sets it when unset; undone after the test
+    with pytest.raises(StyleidError, match=re.escape(message)):
+        ddp.launch(2, "worker.py", [])
 
 
 def test_a_failing_process_is_reported_in_one_line_without_tracebacks(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -131,6 +132,9 @@ def launch(nproc: int, script: str, script_args: list[str]) -> None:
     try:
         run(args)
     except ChildFailedError as exc:
-        codes = sorted({f.exitcode for f in exc.failures.values()})
-        raise StyleidError(f"train: {len(exc.failures)} of {nproc} training processes failed (exit code {', '.join(map(str, codes))}); "
+        # once one process fails, torchrun sends SIGTERM to the rest: those that had not finished yet stopped, not failed
+        # (which ones depends on timing); they count only when every process ended that way (a kill from outside)
+        failed = [f for f in exc.failures.values() if f.exitcode != -signal.SIGTERM] or list(exc.failures.values())
+        codes = sorted({f.exitcode for f in failed})
+        raise StyleidError(f"train: {len(failed)} of {nproc} training processes failed (exit code {', '.join(map(str, codes))}); "
                            "their own messages are above") from None
