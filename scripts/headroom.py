@@ -29,7 +29,7 @@ def main() -> None:
     except StyleidError as exc:
         raise SystemExit(f"headroom: {exc}") from None
     p, fmt = room.perfect, MEASURE_FORMAT[args.measure]
-    fixes = (f"fixing {room.fewest_fixes} of them (breaking none) is beyond the noise (median of 20 random sets)"
+    fixes = (f"fixing {room.fewest_fixes} of them (breaking none) is beyond the noise (median of {room.draws} random sets)"
              if room.fewest_fixes else "not even fixing all of them is beyond the noise")
     print(f"{args.run}: {args.measure} {p.base_value:{fmt}}; {room.misses} of {p.n_queries} queries ({p.n_people} people) a perfect ranking "
           f"improves; perfect: {p.other_value:{fmt}}, {p.gain:+{fmt}} (95% paired interval {p.gain_low:+{fmt}} to {p.gain_high:+{fmt}}); {fixes}")

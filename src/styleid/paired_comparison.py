@@ -129,6 +129,7 @@ class Headroom:
     perfect: Comparison  # a perfect ranking against base
     misses: int  # base's queries a perfect ranking improves (for the score: those whose first result is wrong)
     fewest_fixes: int | None  # fewest of those a model must fix (breaking none) for a gain beyond the noise; None: not even all
+    draws: int  # random sets of misses tried for each count of fixes
 
 
 def headroom(base: Run, seed: int = 0, measure: str = "score", draws: int = 20) -> Headroom:
@@ -141,14 +142,15 @@ def headroom(base: Run, seed: int = 0, measure: str = "score", draws: int = 20) 
     misses = np.flatnonzero(now < then)
     perfect = compare(base, best, seed, measure)
 
-    def beyond_noise(n: int) -> bool:
+    def beyond_noise(n: int) -> bool:  # the rankings share base's rows and gallery: no need for compare's alignment
         rng = np.random.default_rng([seed, n])
-        return np.median([compare(base, ideal(base, rng.choice(misses, n, replace=False)), seed, measure).gain_low for _ in range(draws)]) > 0
+        fixed = (ideal(base, rng.choice(misses, n, replace=False)).ids for _ in range(draws))
+        return np.median([metrics.difference_interval(base.ids, ids, query_people, gallery_people, seed, measure=measure)[0] for ids in fixed]) > 0
 
     if perfect.gain_low <= 0:
-        return Headroom(perfect, len(misses), None)
+        return Headroom(perfect, len(misses), None, draws)
     low, high = 0, len(misses)  # bisect (more fixes, more gain): beyond_noise(high) holds, low's does not (0 fixes: no gain)
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (low, mid) if beyond_noise(mid) else (mid, high)
-    return Headroom(perfect, len(misses), high)
+    return Headroom(perfect, len(misses), high, draws)
