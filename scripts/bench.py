@@ -100,9 +100,9 @@ def bench_embed(files: list[Path], crops: list[Path], backbone: str, batch_size:
                 return len(files) / (time.perf_counter() - start), len(files) / plain_s
 
         first = {key: bare_pass(key) for key in models}  # every runtime once: the table
-        chosen = runtimes.resolve(runtime)
-        chosen_precision = runtimes.resolve_precision(precision, chosen, folder)
         stage_model = runtimes.load_runtime(runtime, folder, cpu, precision)
+        chosen = getattr(stage_model, "name", "torch")  # auto may have measured which ONNX runtime is faster here
+        chosen_precision = runtimes.resolve_precision(precision, chosen, folder)
         extract(stage_model, files[:batch_size], tf, batch_size, workers)  # warm-up, as the bare passes had
         contenders = [key for key in models if key[1] == chosen_precision]
         rounds: list[dict] = []

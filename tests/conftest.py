@@ -55,3 +55,11 @@ def pytest_make_collect_report(collector):
     """A whole module skipped at import (importorskip) is a failure under CI too."""
     outcome = yield
     _fail_skip_under_ci(outcome.get_result(), False)
+
+
+@pytest.fixture(autouse=True)
+def _runtime_choices_stay_in_the_test(tmp_path, monkeypatch):
+    """embed.runtime auto remembers which ONNX runtime is faster in the user's cache; tests keep theirs apart."""
+    from styleid.inference import runtime_choice
+
+    monkeypatch.setattr(runtime_choice, "cache_path", lambda: tmp_path / "runtime_choice.json")

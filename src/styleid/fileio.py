@@ -1,4 +1,4 @@
-"""Atomic writes: a killed stage never leaves a half-written output behind."""
+"""Atomic writes (a killed stage never leaves a half-written output behind), and the user's cache folder."""
 
 from __future__ import annotations
 
@@ -95,3 +95,10 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def user_cache_dir() -> Path:
+    """What styleid keeps between runs outside any repository (converted weights, runtime choices): $STYLEID_CACHE,
+    else the user's cache folder."""
+    root = os.environ.get("STYLEID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "styleid"
+    return Path(root)

@@ -2,8 +2,9 @@
 
 torch runs the module itself; onnxruntime and openvino run its ONNX export (models/model.onnx, made by
 the export stage and checked against torch there). On CPUs they are much faster than eager torch for
-the same model (see the README's Speed section). `auto` is the fastest installed one, in the order
-measured by `make bench` on the reference machine; a missing runtime falls back with one logged line.
+the same model (see the README's Speed section). `auto` is the fastest installed one: ONNX Runtime, then
+OpenVINO, then torch; where both ONNX runtimes are installed, the one measured faster on this machine
+(inference/runtime_choice.py). A missing runtime falls back with one logged line.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ INT8_FILE = "model.int8.onnx"  # the export, statically quantised (inference/qua
 INT8_CHECK = "model.int8.json"  # the int8 model's agreement with fp32 on validation images, written beside it
 ONNX_FILES = {"fp32": ONNX_FILE, "int8": INT8_FILE}
 GOOD_INT8_COSINE = 0.98  # precision auto takes int8 only when its embeddings keep at least this mean cosine to fp32's
-FASTEST_FIRST = ("onnxruntime", "openvino", "torch")  # `make bench` on 2 CPU cores: 25.7 / 23.7 / 14.5 images/s (FaceNet, 160 px)
+FASTEST_FIRST = ("onnxruntime", "openvino", "torch")  # the usual order; auto measures the two ONNX runtimes where both are installed
 RUNTIMES: Registry = Registry("runtime")  # name -> (installed() -> bool, load(model_dir, device, precision) -> callable)
 
 
@@ -90,7 +91,9 @@ def _load_openvino(model_dir: Path, device: torch.device, precision: str) -> Onn
 
     from styleid.models.embedder import load_spec
 
-    compiled = ov.Core().compile_model(str(_onnx_path(model_dir, precision)), "CPU", {"INFERENCE_NUM_THREADS": _threads()})
+    # f32: on CPUs with bfloat16 units OpenVINO otherwise runs an fp32 model in bf16 (embeddings 2e-3 off torch's)
+    config = {"INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": "f32"}
+    compiled = ov.Core().compile_model(str(_onnx_path(model_dir, precision)), "CPU", config)
     request = compiled.create_infer_request()
     return OnnxModel(lambda x: request.infer({0: x})[compiled.output(0)].copy(), load_spec(Path(model_dir)), "openvino")
 
@@ -129,6 +132,24 @@ def resolve_precision(precision: str, runtime: str, model_dir: Path) -> str:
 
 def load_runtime(name: str, model_dir: Path, device: torch.device, precision: str = "fp32"):
     """The trained model behind `name`'s runtime (fp32, the int8 export, or auto: int8 where it runs and agrees with
-    fp32): something called on a batch of images, with .spec and .device."""
+    fp32): something called on a batch of images, with .spec and .device. auto on a CPU with both ONNX runtimes
+    installed runs the one measured faster here (remembered per machine and model shape: runtime_choice.fastest)."""
     runtime = resolve(name)
-    return RUNTIMES.get(runtime)[1](model_dir, device, resolve_precision(precision, runtime, model_dir))
+    resolved = resolve_precision(precision, runtime, model_dir)
+    onnx = [r for r in FASTEST_FIRST if r != "torch" and RUNTIMES.get(r)[0]()]
+    if name != "auto" or device.type != "cpu" or len(onnx) < 2:
+        return RUNTIMES.get(runtime)[1](model_dir, device, resolved)
+    from styleid.inference.runtime_choice import fastest
+    from styleid.models.embedder import load_spec
+
+    loaded: dict[str, OnnxModel] = {}
+
+    def load(candidate: str):
+        loaded[candidate] = RUNTIMES.get(candidate)[1](model_dir, device, resolved)
+        return loaded[candidate]._run
+
+    spec = load_spec(Path(model_dir))
+    shape = {"backbone": spec.backbone, "input_size": spec.input_size, "feature_dim": spec.feature_dim, "embed_dim": spec.embed_dim,
+             "pooling": spec.pooling}
+    chosen = fastest(onnx, load, shape, resolved, _threads())
+    return loaded.get(chosen) or RUNTIMES.get(chosen)[1](model_dir, device, resolved)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 from styleid.errors import FACENET_INSTALL, StyleidError, require
-from styleid.fileio import atomic_path
+from styleid.fileio import atomic_path, user_cache_dir
 from styleid.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -87,8 +86,7 @@ class FaceNetBackbone(nn.Module):
 
 def cache_dir() -> Path:
     """Where converted weights live: $STYLEID_CACHE, else the user's cache folder."""
-    root = os.environ.get("STYLEID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "styleid"
-    return Path(root)
+    return user_cache_dir()
 
 
 def graph_file() -> Path:
