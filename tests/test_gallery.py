@@ -122,3 +122,19 @@ def test_an_unknown_index_is_one_line(tmp_path):
 
     with pytest.raises(StyleidError, match="not a styleid index; make one with `styleid index"):
         folder_index.FolderIndex.load(tmp_path / "nothing")
+
+
+def test_a_fetched_artifact_is_reused_from_the_cache_styleid_cache_names(tmp_path, monkeypatch):
+    """A repository's model fetched once (per URL and version) is found again under $STYLEID_CACHE without running DVC."""
+    import hashlib
+
+    from styleid.gallery import model_dir
+
+    monkeypatch.setenv("STYLEID_CACHE", str(tmp_path))
+    url = "https://example.invalid/team/faces.git"
+    folder = tmp_path / "artifacts" / hashlib.sha1(f"{url}@v1".encode()).hexdigest()[:16]
+    folder.mkdir(parents=True)
+    for name in model_dir.MODEL_FILES:
+        (folder / name).write_text("{}")
+    monkeypatch.setattr(model_dir.subprocess, "run", lambda *a, **k: pytest.fail("DVC ran although the model was cached"))
+    assert model_dir.find_model(f"{url}#v1") == folder

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from styleid.errors import StyleidError
+from styleid.fileio import user_cache_dir
 
 MODEL_FILES = ("model.json", "model.onnx")
 ARTIFACT = "styleid-model"  # dvc.yaml's artifacts: name of models/model.onnx
-CACHE = Path.home() / ".cache" / "styleid" / "artifacts"
 
 
 def _is_url(text: str) -> bool:
@@ -24,7 +24,7 @@ def _is_url(text: str) -> bool:
 def fetch_artifact(url: str, rev: str = "") -> Path:
     """The model registered in the repository at `url` (dvc artifacts get: the latest version, or `rev`), with its
     model.json (dvc get), in a local cache folder; fetched once per (url, rev)."""
-    folder = CACHE / hashlib.sha1(f"{url}@{rev}".encode()).hexdigest()[:16]
+    folder = user_cache_dir() / "artifacts" / hashlib.sha1(f"{url}@{rev}".encode()).hexdigest()[:16]  # $STYLEID_CACHE too
     if all((folder / f).is_file() for f in MODEL_FILES):
         return folder
     dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
