@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
-from conftest import REPO
+from conftest import load_script
 
-spec = importlib.util.spec_from_file_location("compare", REPO / "scripts" / "compare.py")
-compare = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare)
+compare = load_script("compare")
 
 
 def _exp(name, score, params):

@@ -123,14 +123,11 @@ def test_headroom_says_when_no_model_could_show_a_gain(tmp_path):
 
 
 def test_the_headroom_script_prints_the_perfect_gain_and_refuses_a_missing_run(tmp_path, monkeypatch, capsys):
-    import importlib.util
     import sys
 
-    from conftest import REPO
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location("headroom_script", REPO / "scripts" / "headroom.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("headroom")
     _write_run(tmp_path / "a", set(range(10)))
     monkeypatch.setattr(sys, "argv", ["headroom", str(tmp_path / "a")])
     script.main()

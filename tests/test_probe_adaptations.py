@@ -1,15 +1,12 @@
 """scripts/probe_adaptations.py: the candidate adaptations, each from the embeddings alone."""
 
-import importlib.util
 
 import numpy as np
 
-from conftest import REPO
+from conftest import load_script
 from styleid import metrics
 
-spec = importlib.util.spec_from_file_location("probe_adaptations", REPO / "scripts" / "probe_adaptations.py")
-probe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(probe)
+probe = load_script("probe_adaptations")
 
 
 def test_every_candidate_is_unit_length_and_centring_removes_a_domain_offset():

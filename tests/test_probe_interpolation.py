@@ -1,18 +1,15 @@
 """scripts/probe_interpolation.py: trained weights mixed back toward the pretrained ones, scored on validation people."""
 
-import importlib.util
 import sys
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import REPO
+from conftest import load_script
 from styleid.params import params_from_dict
 
-spec = importlib.util.spec_from_file_location("probe_interpolation", REPO / "scripts" / "probe_interpolation.py")
-probe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(probe)
+probe = load_script("probe_interpolation")
 
 PEOPLE = ["a", "b", "c", "d"]
 SPLIT = {"val_query": [{"image": f"q{p}.jpg", "person": p} for p in PEOPLE],

@@ -1,17 +1,14 @@
 """scripts/probe_self_training.py: two self-training settings compared, paired, on the same validation people."""
 
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import load_script
 from styleid.params import params_from_dict
 
-spec = importlib.util.spec_from_file_location("probe_self_training", REPO / "scripts" / "probe_self_training.py")
-probe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(probe)
+probe = load_script("probe_self_training")
 
 PEOPLE = ["a", "b", "c", "d"]
 SPLIT = {"val_query": [{"image": f"q{p}.jpg", "person": p} for p in PEOPLE],

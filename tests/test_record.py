@@ -5,18 +5,15 @@ Each check also runs on a deliberately broken copy of the repository, to show th
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
-from conftest import REPO
+from conftest import REPO, load_script
 
-spec = importlib.util.spec_from_file_location("check_record", REPO / "scripts" / "check_record.py")
-check_record = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(check_record)
+check_record = load_script("check_record")
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 
