@@ -69,3 +69,16 @@ def test_tqdm_disable_silences_every_bar_also_those_that_decide_for_themselves(m
     assert not bar(range(3), hide=False).disable and bar(range(3), hide=True).disable
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert bar(range(3), hide=False).disable and list(bar(range(3))) == [0, 1, 2]
+
+
+def test_the_cache_folder_follows_styleid_cache_then_xdg_then_home(tmp_path, monkeypatch):
+    from styleid.fileio import user_cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("STYLEID_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, "")  # empty counts as unset
+    assert user_cache_dir() == tmp_path / "home" / ".cache" / "styleid"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert user_cache_dir() == tmp_path / "xdg" / "styleid"
+    monkeypatch.setenv("STYLEID_CACHE", str(tmp_path / "mine"))
+    assert user_cache_dir() == tmp_path / "mine"

@@ -138,3 +138,4 @@ def test_a_fetched_artifact_is_reused_from_the_cache_styleid_cache_names(tmp_pat
         (folder / name).write_text("{}")
     monkeypatch.setattr(model_dir.subprocess, "run", lambda *a, **k: pytest.fail("DVC ran although the model was cached"))
     assert model_dir.find_model(f"{url}#v1") == folder
+

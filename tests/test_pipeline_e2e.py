@@ -240,8 +240,8 @@ def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tmp_path):
     for k, g in enumerate(json.loads((repo / "data" / "embeddings" / "gallery.json").read_text())[:6]):
         shutil.copy(repo / g["file"], tmp_path / "mine" / f"{k}{Path(g['file']).suffix}")
     out = run(tmp_path, sys.executable, "-m", "styleid.cli", "index", str(tmp_path / "mine"), "--out", str(tmp_path / "mine.index"),
-              "--model", f"file://{repo}", env={"HOME": str(tmp_path)})
-    assert "6 added" in out and (tmp_path / ".cache" / "styleid" / "artifacts").is_dir()
+              "--model", f"file://{repo}", env={"HOME": str(tmp_path), "STYLEID_CACHE": str(tmp_path / "cache")})
+    assert "6 added" in out and (tmp_path / "cache" / "artifacts").is_dir()
 
 
 def _copy_people(src: Path, dest: Path, people: list[str], per: int) -> None:

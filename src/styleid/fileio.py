@@ -100,5 +100,5 @@ def read_json(path: str | Path) -> Any:
 def user_cache_dir() -> Path:
     """What styleid keeps between runs outside any repository (converted weights, runtime choices): $STYLEID_CACHE,
     else the user's cache folder."""
-    root = os.environ.get("STYLEID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "styleid"
+    root = os.environ.get("STYLEID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "styleid"  # empty = unset
     return Path(root)
