@@ -1,8 +1,9 @@
 """embed.runtime auto among several installed ONNX runtimes: the faster one on this machine, measured once, remembered.
 
 Which runtime runs an export faster depends on the CPU. `make bench` measured FaceNet at 160 px on 2 cores. On an AVX2
-machine, ONNX Runtime led: 45.7 against OpenVINO's 40.3 images/s in fp32. On an AVX-512 VNNI one, OpenVINO led: 145.7
-against 76.4 in fp32, 275.8 against 249.3 in int8. So no fixed order is right everywhere. auto times a few forward
+machine, ONNX Runtime led: 45.7 against OpenVINO's 40.3 images/s in fp32, 88.1 against 81.1 in int8. On an AVX-512 VNNI
+one, OpenVINO led in int8: 278.9 against 259.8 (in fp32 the two were even, 72.3 and 74.5). So no fixed order is right
+everywhere. auto times a few forward
 passes of the model's own export with each candidate, takes the fastest, and keeps the answer in the user's cache. The
 key is the CPU, the thread count, the runtimes' versions, the model's shape and the precision. The same machine then
 always embeds with the same runtime, so the same params give the same embeddings.

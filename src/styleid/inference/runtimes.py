@@ -136,8 +136,8 @@ def load_runtime(name: str, model_dir: Path, device: torch.device, precision: st
     installed runs the one measured faster here (remembered per machine and model shape: runtime_choice.fastest)."""
     runtime = resolve(name)
     resolved = resolve_precision(precision, runtime, model_dir)
-    onnx = [r for r in FASTEST_FIRST if r != "torch" and RUNTIMES.get(r)[0]()]
-    if name != "auto" or device.type != "cpu" or len(onnx) < 2:
+    onnx = [r for r in FASTEST_FIRST if r != "torch" and RUNTIMES.get(r)[0]()] if name == "auto" and device.type == "cpu" else []
+    if len(onnx) < 2:
         return RUNTIMES.get(runtime)[1](model_dir, device, resolved)
     from styleid.inference.runtime_choice import fastest
     from styleid.models.embedder import load_spec

