@@ -23,6 +23,7 @@ TINY = {
     "data": {"synthetic": {"people": 24, "test_people": 8, "photos": 3, "renders": 3, "test_photos": 3, "test_renders": 3, "image_size": 64}},
     "model": {"input_size": 96},  # FaceNet (the default backbone) at its smallest comfortable size, for speed
     "retrieve": {"rerank": "none"},  # k-reciprocal needs more than 3 gallery images a person (k1 = 20)
+    "self_train": {"epochs": 2},  # the validation check's fine-tune, short as training is here
 }
 TIMING_KEYS = {"embed_seconds", "embed_images_per_s", "index_build_seconds", "search_ms_per_query", "train_seconds"}
 
