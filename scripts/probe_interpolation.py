@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from styleid import metrics
-from styleid.artifacts import MODEL_DIR, load_split
+from styleid.artifacts import MODEL_DIR, load_split, part_images
 from styleid.models.embedder import build, load, model_config
 from styleid.params import load_params
 from styleid.search.adapt import resolve
@@ -50,8 +50,7 @@ def main() -> None:
     model = load(MODEL_DIR)
     trained = {k: v.clone() for k, v in model.state_dict().items()}  # load_state_dict below writes into these tensors' storage
     pretrained = build(model_config(params)).state_dict()
-    q_paths, g_paths = [Path(x["image"]) for x in split["val_query"]], [Path(x["image"]) for x in split["val_gallery"]]
-    q_people, g_people = [x["person"] for x in split["val_query"]], [x["person"] for x in split["val_gallery"]]
+    (q_paths, q_people), (g_paths, g_people) = part_images(split, "val_query"), part_images(split, "val_gallery")
     if not q_paths or not g_paths:
         raise SystemExit(f"{args.run}: no validation people to measure on (split.val_people is 0)")
     base = None

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from styleid import metrics
-from styleid.artifacts import MODEL_DIR, load_split
+from styleid.artifacts import MODEL_DIR, load_split, part_images
 from styleid.models.embedder import load
 from styleid.params import load_params
 from styleid.search.adapt import resolve
@@ -50,7 +50,7 @@ def main() -> None:
     print(f"{args.run} (epochs {s.epochs}, rounds {s.rounds}, lr {s.lr}, eps {s.eps}, adapt {adapt}): " + ", ".join(f"{k} {v}" for k, v in row.items()))
     if after is None:
         return
-    q_people, g_people = [x["person"] for x in split["val_query"]], [x["person"] for x in split["val_gallery"]]
+    (_, q_people), (_, g_people) = part_images(split, "val_query"), part_images(split, "val_gallery")
     if save:
         np.savez(save, ranking=after, setting=f"epochs {s.epochs}, rounds {s.rounds}, lr {s.lr}, eps {s.eps}")
     if against:

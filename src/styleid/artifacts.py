@@ -37,6 +37,12 @@ def load_split(aligned: bool = True) -> dict:
     return split
 
 
+def part_images(split: dict, part: str) -> tuple[list[Path], list[str]]:
+    """One part of a loaded split (load_split): the images the model reads, in order, and whose they are."""
+    entries = split[part]
+    return [Path(e["image"]) for e in entries], [e["person"] for e in entries]
+
+
 def embedding_model() -> Path:
     """The model the test set is embedded with: the self_train stage's fine-tune when it made one, else the trained model."""
     return SELF_TRAINED if (SELF_TRAINED / "model.json").is_file() else MODEL_DIR

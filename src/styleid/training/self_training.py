@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from styleid import metrics
+from styleid.artifacts import part_images
 from styleid.inference.embed import extract
 from styleid.inference.normalize import l2_normalize
 from styleid.inference.transforms import eval_transform
@@ -99,8 +100,7 @@ def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) ->
 def validation_rankings(model: Embedder, params: Params, split: dict, adapt: str) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
     """validation_gain's row with the validation rankings before and after self-training (None without validation people);
     scripts/probe_self_training.py compares the after-rankings of two settings, paired."""
-    q_paths, g_paths = [Path(x["image"]) for x in split["val_query"]], [Path(x["image"]) for x in split["val_gallery"]]
-    q_people, g_people = [x["person"] for x in split["val_query"]], [x["person"] for x in split["val_gallery"]]
+    (q_paths, q_people), (g_paths, g_people) = part_images(split, "val_query"), part_images(split, "val_gallery")
     if not q_paths or not g_paths:
         return {"val_people": 0}, None, None
     q, g = embed_pair(model, params, q_paths, g_paths, adapt)
