@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 
-import styleid
 from styleid.artifacts import ALIGNED_INDEX, DOMAINS, MANIFEST, METRICS, MODEL_DIR, SPLITS, load_split
 from styleid.data.domains import apply_domains
 from styleid.distributed import ddp
@@ -36,13 +35,6 @@ def train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     ddp.run(params.train.nproc, __file__, ["--params", str(params_file)], lambda here: _train(params, params_file, here))
 
 
-def _run_key(params_file: Path) -> str:
-    """What a checkpoint must have been written under to be resumed: these params, this data, this code."""
-    code = sorted(Path(styleid.__file__).parent.rglob("*.py")) + [Path(__file__)]
-    return checkpoints.run_key(params_file.read_bytes(), checkpoints.files_key([SPLITS, DOMAINS, ALIGNED_INDEX, MANIFEST]),
-                               checkpoints.files_key(code))
-
-
 def _train(params, params_file: Path, here: ddp.World) -> None:
     from dvclive import Live
 
@@ -50,7 +42,7 @@ def _train(params, params_file: Path, here: ddp.World) -> None:
     split = apply_domains(load_split(), {file: v["domain"] for file, v in inferred.items()})
     data = TrainSet(_pairs(split, "train"), [e["domain"] for e in split["train"]], _pairs(split, "holdout"),
                     _pairs(split, "val_query"), _pairs(split, "val_gallery"), median_side([e["image"] for e in split["train"]]))
-    key = _run_key(params_file)
+    key = checkpoints.stage_key(params_file, __file__, [SPLITS, DOMAINS, ALIGNED_INDEX, MANIFEST])
     if not here.main:
         train(params, data, checkpoint=CHECKPOINT, key=key)
         return

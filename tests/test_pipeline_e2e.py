@@ -369,6 +369,33 @@ def test_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run
     assert torch.load(cut / "models" / "checkpoint" / "state.pt", weights_only=True)["finished"] is True  # shrunk once the model is saved
 
 
+def test_self_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
+    """SIGKILL once the self-training fine-tune's epoch 1 of 3 is checkpointed; the next `dvc repro` goes on from epoch 2
+    (training is not redone) and the fine-tuned model's results equal a run that was never interrupted."""
+    import torch
+
+    pseudo = {"k1": 4, "k2": 2, "min_samples": 2}  # tiny clusters (3 + 3 images a test person)
+    config = _merge(json.loads(json.dumps(TINY)), {"self_train": {"use": "always", "epochs": 3, "lr": 0.001, **pseudo}})
+    whole = make_repo(tmp_path / "whole", config)
+    run(whole, "dvc", "repro")
+    cut = make_repo(tmp_path / "cut", config)
+    run(cut, "dvc", "repro", "train")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "STYLEID_KILL_AFTER_EPOCH": "1"}
+    killed = subprocess.run(["dvc", "repro"], cwd=cut, env=env, capture_output=True, text=True, timeout=900)
+    assert killed.returncode != 0 and not (cut / "models" / "self_trained").exists()
+    state = torch.load(cut / "models" / "self_train_checkpoint" / "test-round-1.pt", weights_only=True)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    out = run(cut, "dvc", "repro")
+    assert "resuming after epoch 1 of 3" in out and "Stage 'train' didn't change, skipping" in out
+    timing = {"self_train_seconds", "self_train_total_seconds"}
+    self_trained = lambda repo: {k: v for k, v in json.loads((repo / "metrics" / "self_train.json").read_text()).items() if k not in timing}  # noqa: E731
+    assert self_trained(cut)["self_train"] == "kept" and self_trained(cut) == self_trained(whole)
+    assert metrics_of(cut) == metrics_of(whole)
+    assert [f.name for f in (cut / "models" / "self_train_checkpoint").iterdir()] == ["finished.json"]  # emptied once the outputs are written
+    status = run(cut, "dvc", "status")
+    assert "self_train" not in status, status  # the emptied folder is what the lock records (only fetch is always changed)
+
+
 def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):
     """data.test_source: the synthetic source trains and validates; another dataset's people are the whole test."""
     from styleid.data.synthetic import generate

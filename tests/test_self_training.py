@@ -60,28 +60,56 @@ def test_purity_counts_the_majority_person_of_each_cluster():
     assert purity(np.array([0, 0, 0, 1, 1, -1]), ["a", "a", "b", "c", "c", "z"]) == 0.8
 
 
-def test_self_training_starts_from_the_given_model_and_trains_only_the_clustered_images(synthetic_root):
+def _fine_tune_setup(synthetic_root, epochs: int = 1):
+    """A tiny untrained model, its params, and the synthetic images with four pseudo-people (the others unclustered)."""
     raw = {"backbone": "tf_efficientnet_lite0", "pretrained": "none", "batch_size": 8, "model": {"input_size": 32, "embed_dim": 16},
-           "train": {"augment": False, "m_per_class": 2}, "self_train": {"use": "always", "epochs": 1, "lr": 0.001}}
-    params = params_from_dict(raw)
+           "train": {"augment": False, "m_per_class": 2}, "self_train": {"use": "always", "epochs": epochs, "lr": 0.001}}
     torch.manual_seed(5)
     start = build(ModelConfig("tf_efficientnet_lite0", "none", 32, 16, 1.0, True))
-    people = sorted((synthetic_root / "photos").iterdir())
     images, domains, pseudo = [], [], []
-    for k, person in enumerate(people):
+    for k, person in enumerate(sorted((synthetic_root / "photos").iterdir())):
         for domain in ("photos", "renders"):
             for f in sorted((synthetic_root / domain / person.name).iterdir()):
                 images.append(f)
                 domains.append("photo" if domain == "photos" else "render")
-                pseudo.append(k if k < 4 else -1)  # four pseudo-people; the others unclustered
+                pseudo.append(k if k < 4 else -1)
+    return start, params_from_dict(raw), images, domains, np.array(pseudo)
+
+
+def test_self_training_starts_from_the_given_model_and_trains_only_the_clustered_images(synthetic_root):
+    start, params, images, domains, pseudo = _fine_tune_setup(synthetic_root)
     before = {k: v.clone() for k, v in start.state_dict().items()}
-    result = self_train(start, params, images, domains, np.array(pseudo))
+    result = self_train(start, params, images, domains, pseudo)
     assert result.images_seen == sum(c >= 0 for c in pseudo) and len(result.history) == 1
     after = result.model.state_dict()
     assert all(torch.equal(before[k], v) for k, v in start.state_dict().items())  # the given model is left as it was
     changed = [k for k in after if not torch.equal(before[k], after[k])]
     assert changed and all(after[k].shape == before[k].shape for k in after)
     assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("backbone.") and "running_" in k)  # BN statistics held
+
+
+def test_a_finished_fine_tune_is_reused_under_its_key_and_redone_under_another(synthetic_root, tmp_path, monkeypatch):
+    """A stage killed after a fine-tune ended (during the next round, or the export) gets that fine-tune's weights back at
+    once; other pseudo-labels (or params, inputs, code: the stage's key) fine-tune afresh; clear() leaves only a marker."""
+    from styleid.training import self_training
+    from styleid.training.self_training import Resume
+
+    start, params, images, domains, pseudo = _fine_tune_setup(synthetic_root, epochs=2)
+    resume = Resume(tmp_path / "checkpoints", "stage-key")
+    first = self_train(start, params, images, domains, pseudo, resume.at("test-round-1", pseudo))
+    calls = []
+    monkeypatch.setattr(self_training, "train", lambda *a, **k: calls.append(k) or first)
+    again = self_train(start, params, images, domains, pseudo, resume.at("test-round-1", pseudo))
+    assert calls == [] and again.model is not first.model
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in first.model.state_dict().items())
+    assert (again.best_epoch, again.history, again.images_seen, again.seconds) == (first.best_epoch, first.history, first.images_seen, first.seconds)
+    other = pseudo.copy()
+    other[other == 3] = 2  # the clustering found other pseudo-people: another key
+    assert resume.at("test-round-1", other)[1] != resume.at("test-round-1", pseudo)[1] != Resume(resume.folder, "other").at("test-round-1", pseudo)[1]
+    self_train(start, params, images, domains, other, resume.at("test-round-1", other))
+    assert len(calls) == 1 and calls[0]["checkpoint"] == resume.folder / "test-round-1.pt"
+    resume.clear()
+    assert [f.name for f in resume.folder.iterdir()] == ["finished.json"]
 
 
 def test_validation_gain_runs_the_procedure_on_the_validation_people_and_reports_its_paired_interval(synthetic_root):

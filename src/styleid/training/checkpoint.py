@@ -32,6 +32,15 @@ def files_key(paths: list[Path]) -> str:
     return run_key(*[p.read_bytes() if p.is_file() else b"" for p in paths])
 
 
+def stage_key(params_file: Path, stage_file: str, inputs: list[Path]) -> str:
+    """What a stage's checkpoint must have been written under to be resumed: these params, these inputs, this code
+    (every styleid module and the stage script)."""
+    import styleid
+
+    code = sorted(Path(styleid.__file__).parent.rglob("*.py")) + [Path(stage_file)]
+    return run_key(params_file.read_bytes(), files_key(inputs), files_key(code))
+
+
 def rng_state(gen: torch.Generator) -> dict:
     kind, keys, pos, has_gauss, cached = np.random.get_state()  # pytorch-metric-learning's sampler draws from numpy's global RNG
     return {"torch": torch.get_rng_state(), "generator": gen.get_state(),
@@ -67,6 +76,18 @@ def load(path: Path, key: str) -> dict | None:
     return state
 
 
-def finish(path: Path, key: str) -> None:
-    """After the model is saved: shrink the checkpoint to a marker (the full state is hundreds of MB)."""
-    save(path, {"key": key, "finished": True})
+def finish(path: Path, key: str, kept: dict | None = None) -> None:
+    """After the model is saved: shrink the checkpoint to a marker (the full state is hundreds of MB). `kept`: what the
+    run left that the stage still needs if it is killed before its end (a fine-tune's weights), read back by `finished`."""
+    save(path, {"key": key, "finished": True, **({"kept": kept} if kept is not None else {})})
+
+
+def finished(path: Path, key: str) -> dict | None:
+    """What a run that finished under `key` kept at `path` (see finish), else None."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None  # unreadable: the run is redone
+    return state.get("kept") if isinstance(state, dict) and state.get("key") == key and state.get("finished") else None

@@ -12,17 +12,23 @@ with a few images a person they chain people together. So the stage first runs t
 on the validation people as if they were a test set (`validation_gain`) and keeps it only when their
 score rises beyond its paired bootstrap noise, or, where their score cannot move (all found at 1), their
 mAP does (`keeps`; self_train.use: auto).
+
+Each fine-tune is resumable (`Resume`): its state is saved after every epoch and, once it ends, its weights, so a
+killed stage goes on where it stopped and ends as an uninterrupted run would.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from styleid import metrics
 from styleid.artifacts import part_images
+from styleid.fileio import write_json
 from styleid.inference.embed import extract
 from styleid.inference.normalize import l2_normalize
 from styleid.inference.transforms import eval_transform
@@ -30,11 +36,35 @@ from styleid.models.embedder import Embedder
 from styleid.params import Params
 from styleid.search.adapt import adapt_pair
 from styleid.search.pseudo_identities import PseudoIdentities, find, purity
+from styleid.training import checkpoint as checkpoints
 from styleid.training.loop import TrainResult, TrainSet, train
 
+log = logging.getLogger(__name__)
 
-def self_train(model: Embedder, params: Params, images: list[Path], domains: list[str], pseudo: np.ndarray) -> TrainResult:
-    """Fine-tune `model` on the images with a pseudo-person (pseudo >= 0), each with its domain (photo | render)."""
+
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    """Where the stage keeps its fine-tunes' checkpoints, and the key of what it runs (params, inputs, code)."""
+
+    folder: Path
+    key: str
+
+    def at(self, name: str, pseudo: np.ndarray) -> tuple[Path, str]:
+        """The checkpoint of the fine-tune called `name` on these pseudo-labels: other pseudo-people start afresh."""
+        return self.folder / f"{name}.pt", checkpoints.run_key(self.key, name, np.asarray(pseudo, np.int64).tobytes())
+
+    def clear(self) -> None:
+        """After the stage's outputs are written: nothing is left to resume (a forced rerun fine-tunes again). A marker
+        stays, so the folder (a DVC output) is never empty."""
+        for path in self.folder.glob("*.pt"):
+            path.unlink()
+        write_json(self.folder / "finished.json", {"resume": "nothing: the stage's outputs were written"})
+
+
+def self_train(model: Embedder, params: Params, images: list[Path], domains: list[str], pseudo: np.ndarray,
+               checkpoint: tuple[Path, str] | None = None) -> TrainResult:
+    """Fine-tune `model` on the images with a pseudo-person (pseudo >= 0), each with its domain (photo | render).
+    `checkpoint` (path, key): go on from, or return at once what, a fine-tune killed or finished under that key left there."""
     s = params.self_train
     keep = [i for i, c in enumerate(pseudo) if c >= 0]
     # the backbone's BatchNorm statistics stay the trained model's: a few hundred test images would re-standardise every layer
@@ -42,7 +72,19 @@ def self_train(model: Embedder, params: Params, images: list[Path], domains: lis
     tuned = dataclasses.replace(params, epochs=s.epochs, lr=s.lr,
                                 train=dataclasses.replace(params.train, patience=0, nproc=1, frozen_bn=True))
     data = TrainSet([(Path(images[i]), f"pseudo-{int(pseudo[i])}") for i in keep], [domains[i] for i in keep])
-    return train(tuned, data, init=model)
+    if checkpoint is None:
+        return train(tuned, data, init=model)
+    path, key = checkpoint
+    if (kept := checkpoints.finished(path, key)) is not None:
+        log.info("self_train: %s finished before this run was stopped; its weights are reused", path.stem)
+        done = copy.deepcopy(model)
+        done.load_state_dict(kept.pop("model"))
+        return TrainResult(done.eval(), **kept)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = train(tuned, data, checkpoint=path, key=key, init=model)
+    checkpoints.finish(path, key, {"model": result.model.state_dict(), "best_epoch": result.best_epoch, "history": result.history,
+                                   "seconds": result.seconds, "images_seen": result.images_seen, "step_seconds": result.step_seconds})
+    return result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +104,10 @@ class Rounds:
 
 
 def adapt_rounds(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], adapt: str,
-                 first: PseudoIdentities | None = None) -> Rounds:
+                 first: PseudoIdentities | None = None, resume: Resume | None = None, name: str = "test") -> Rounds:
     """self_train.rounds of clustering the queries and gallery (as embed_pair embeds them) and fine-tuning on the pseudo-people;
-    `first`: the first round's pseudo-people when the caller already has them. Stops early when a round finds fewer than 2."""
+    `first`: the first round's pseudo-people when the caller already has them. Stops early when a round finds fewer than 2.
+    `resume`: each round's fine-tune checkpointed as `<name>-round-<r>`."""
     domains = ["photo"] * len(queries) + ["render"] * len(gallery)
     pseudo = first if first is not None else pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)
     found, done, seconds = pseudo, 0, 0.0
@@ -73,7 +116,8 @@ def adapt_rounds(model: Embedder, params: Params, queries: list[Path], gallery: 
             pseudo = pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)
         if pseudo.people < 2:
             break
-        result = self_train(model, params, [*queries, *gallery], domains, np.concatenate([pseudo.query, pseudo.gallery]))
+        labels = np.concatenate([pseudo.query, pseudo.gallery])
+        result = self_train(model, params, [*queries, *gallery], domains, labels, resume.at(f"{name}-round-{r + 1}", labels) if resume else None)
         model, done, seconds = result.model, done + 1, seconds + result.seconds
     return Rounds(model, found, pseudo, done, seconds, params.self_train.rounds)
 
@@ -91,13 +135,14 @@ def embed_pair(model: Embedder, params: Params, queries: list[Path], gallery: li
     return adapt_pair(rows[: len(queries)], rows[len(queries):], adapt)
 
 
-def validation_gain(model: Embedder, params: Params, split: dict, adapt: str) -> dict:
+def validation_gain(model: Embedder, params: Params, split: dict, adapt: str, resume: Resume | None = None) -> dict:
     """Self-training run on the validation people as a test set: their score before and after, the paired bootstrap 95% interval
     of the gain (what self_train.use auto decides on), and the purity of their pseudo-people (validation labels, read only here)."""
-    return validation_rankings(model, params, split, adapt)[0]
+    return validation_rankings(model, params, split, adapt, resume)[0]
 
 
-def validation_rankings(model: Embedder, params: Params, split: dict, adapt: str) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
+def validation_rankings(model: Embedder, params: Params, split: dict, adapt: str,
+                        resume: Resume | None = None) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
     """validation_gain's row with the validation rankings before and after self-training (None without validation people);
     scripts/probe_self_training.py compares the after-rankings of two settings, paired."""
     (q_paths, q_people), (g_paths, g_people) = part_images(split, "val_query"), part_images(split, "val_gallery")
@@ -112,7 +157,7 @@ def validation_rankings(model: Embedder, params: Params, split: dict, adapt: str
            "val_score": measured["score"]}
     if pseudo.people < 2:
         return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0}, before, before
-    rounds = adapt_rounds(model, params, q_paths, g_paths, adapt, first=pseudo)
+    rounds = adapt_rounds(model, params, q_paths, g_paths, adapt, first=pseudo, resume=resume, name="validation")
     if more := rounds.summary():
         row.update({f"val_{k}": v for k, v in more.items()},
                    val_last_round_purity=round(purity(np.concatenate([rounds.last.query, rounds.last.gallery]), q_people + g_people), 4))
