@@ -344,6 +344,18 @@ def test_unmarked_competition_copy_infers_domains_and_scores_like_the_marked_cop
     assert abs(a["score"] - b["score"]) <= max(a["score"] - a["score_ci95_low"], b["score"] - b["score_ci95_low"]), (a, b)
 
 
+def _repro_killed_after_epoch_1(repo: Path, output: Path, checkpoint: Path) -> None:
+    """`dvc repro` with STYLEID_KILL_AFTER_EPOCH=1: the first checkpointed loop kills its process once epoch 1 is saved;
+    the stage's output is not there and its checkpoint holds epoch 1."""
+    import torch
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "STYLEID_KILL_AFTER_EPOCH": "1"}
+    killed = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert killed.returncode != 0 and not output.exists()
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+
+
 def test_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
     """SIGKILL once epoch 1 of 3 is checkpointed; the next `dvc repro` goes on from epoch 2 and every metric
     (training curves included) equals a run that was never interrupted."""
@@ -353,11 +365,7 @@ def test_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run
     whole = make_repo(tmp_path / "whole", config)
     run(whole, "dvc", "repro")
     cut = make_repo(tmp_path / "cut", config)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "STYLEID_KILL_AFTER_EPOCH": "1"}
-    killed = subprocess.run(["dvc", "repro"], cwd=cut, env=env, capture_output=True, text=True, timeout=900)
-    assert killed.returncode != 0 and not (cut / "models" / "model.safetensors").exists()
-    state = torch.load(cut / "models" / "checkpoint" / "state.pt", weights_only=True)
-    assert state["epoch"] == 1 and len(state["history"]) == 1
+    _repro_killed_after_epoch_1(cut, cut / "models" / "model.safetensors", cut / "models" / "checkpoint" / "state.pt")
     out = run(cut, "dvc", "repro")
     assert "resuming after epoch 1 of 3" in out and "Stage 'split' didn't change, skipping" in out
     assert metrics_of(cut) == metrics_of(whole)
@@ -372,19 +380,13 @@ def test_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run
 def test_self_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
     """SIGKILL once the self-training fine-tune's epoch 1 of 3 is checkpointed; the next `dvc repro` goes on from epoch 2
     (training is not redone) and the fine-tuned model's results equal a run that was never interrupted."""
-    import torch
-
     pseudo = {"k1": 4, "k2": 2, "min_samples": 2}  # tiny clusters (3 + 3 images a test person)
     config = _merge(json.loads(json.dumps(TINY)), {"self_train": {"use": "always", "epochs": 3, "lr": 0.001, **pseudo}})
     whole = make_repo(tmp_path / "whole", config)
     run(whole, "dvc", "repro")
     cut = make_repo(tmp_path / "cut", config)
     run(cut, "dvc", "repro", "train")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "STYLEID_KILL_AFTER_EPOCH": "1"}
-    killed = subprocess.run(["dvc", "repro"], cwd=cut, env=env, capture_output=True, text=True, timeout=900)
-    assert killed.returncode != 0 and not (cut / "models" / "self_trained").exists()
-    state = torch.load(cut / "models" / "self_train_checkpoint" / "test-round-1.pt", weights_only=True)
-    assert state["epoch"] == 1 and len(state["history"]) == 1
+    _repro_killed_after_epoch_1(cut, cut / "models" / "self_trained", cut / "models" / "self_train_checkpoint" / "test-round-1.pt")
     out = run(cut, "dvc", "repro")
     assert "resuming after epoch 1 of 3" in out and "Stage 'train' didn't change, skipping" in out
     timing = {"self_train_seconds", "self_train_total_seconds"}
