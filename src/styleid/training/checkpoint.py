@@ -59,14 +59,21 @@ def save(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load(path: Path, key: str) -> dict | None:
-    """The checkpoint at `path` if it was written under `key`, else None (and it will be overwritten)."""
+def _read(path: Path) -> object | None:
+    """What `path` holds, as saved; None when there is nothing there or it is unreadable."""
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a damaged checkpoint is no reason to stop: train from the start
         log.warning("train: ignoring the unreadable checkpoint %s (%s); training from the start", path, exc.__class__.__name__)
+        return None
+    return state
+
+
+def load(path: Path, key: str) -> dict | None:
+    """The checkpoint at `path` if it was written under `key`, else None (and it will be overwritten)."""
+    if (state := _read(path)) is None:
         return None
     if not isinstance(state, dict) or state.get("key") != key:
         log.info("train: the checkpoint in %s is from other params or data; training from the start", path.parent)
@@ -84,10 +91,5 @@ def finish(path: Path, key: str, kept: dict | None = None) -> None:
 
 def finished(path: Path, key: str) -> dict | None:
     """What a run that finished under `key` kept at `path` (see finish), else None."""
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None  # unreadable: the run is redone
+    state = _read(path)
     return state.get("kept") if isinstance(state, dict) and state.get("key") == key and state.get("finished") else None

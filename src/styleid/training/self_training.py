@@ -82,8 +82,8 @@ def self_train(model: Embedder, params: Params, images: list[Path], domains: lis
         return TrainResult(done.eval(), **kept)
     path.parent.mkdir(parents=True, exist_ok=True)
     result = train(tuned, data, checkpoint=path, key=key, init=model)
-    checkpoints.finish(path, key, {"model": result.model.state_dict(), "best_epoch": result.best_epoch, "history": result.history,
-                                   "seconds": result.seconds, "images_seen": result.images_seen, "step_seconds": result.step_seconds})
+    checkpoints.finish(path, key, {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "model"}
+                       | {"model": result.model.state_dict()})
     return result
 
 
