@@ -40,6 +40,9 @@ def test_a_clear_gain_is_beyond_the_noise_and_no_gain_is_within_it(tmp_path):
     assert compare(better, base).verdict == "worse beyond the noise"
     same = compare(base, load_run(_write_run(tmp_path / "c", set(range(1, 11)))))  # as many right, other people
     assert same.gain == 0 and same.gain_low < 0 < same.gain_high and same.verdict == "within the noise"
+    # a gain of zero can hide changes: one person fixed and another broken
+    assert (result.better, result.worse, result.first_fixed, result.first_broken) == (20, 0, 20, 0)
+    assert (same.better, same.worse, same.first_fixed, same.first_broken) == (1, 1, 1, 1)
     assert (result.n_queries, result.n_people) == (PEOPLE, PEOPLE)
 
 
@@ -68,6 +71,7 @@ def test_the_command_prints_the_gain_and_writes_json(tmp_path):
     out = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(tmp_path / "gain.json")])
     assert out.exit_code == 0, out.output
     assert "= +500.0" in out.output and "better beyond the noise" in out.output and "40 queries of 40 people" in out.output
+    assert "20 queries better, 0 worse (first result: 20 fixed, 0 broken)" in out.output
     saved = json.loads((tmp_path / "gain.json").read_text())
     assert saved["gain"] == 500.0 and saved["verdict"] == "better beyond the noise"
     missing = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "nope")])

@@ -184,7 +184,8 @@ def compare(base: Path = typer.Argument(..., help="the baseline run's project fo
     fmt = MEASURE_FORMAT[measure]
     typer.echo(f"{other} - {base}: {measure} {result.other_value:{fmt}} - {result.base_value:{fmt}} = {result.gain:+{fmt}} "
                f"(95% paired interval {result.gain_low:+{fmt}} to {result.gain_high:+{fmt}}; {result.n_queries} queries of "
-               f"{result.n_people} people): {result.verdict}")
+               f"{result.n_people} people): {result.verdict}; {result.better} queries better, {result.worse} worse "
+               f"(first result: {result.first_fixed} fixed, {result.first_broken} broken)")
 
 
 @app.command("make-competition")

@@ -39,6 +39,10 @@ class Comparison:
     n_queries: int
     n_people: int
     measure: str = "score"
+    better: int = 0  # queries whose own share of the measure rose in other
+    worse: int = 0  # ... and fell: a gain within the noise is often many fixed and some broken
+    first_fixed: int = 0  # queries whose first result is right in other and wrong in base
+    first_broken: int = 0  # ... wrong in other and right in base
 
     @property
     def verdict(self) -> str:
@@ -107,8 +111,11 @@ def compare(base: Run, other: Run, seed: int = 0, measure: str = "score") -> Com
     value_base = metrics.evaluate(base.ids, query_people, gallery_people)[measure]
     value_other = metrics.evaluate(other_ids, query_people, gallery_people)[measure]
     low, high = metrics.difference_interval(base.ids, other_ids, query_people, gallery_people, seed, measure=measure)
+    change = metrics.per_query(measure, other_ids, query_people, gallery_people) - metrics.per_query(measure, base.ids, query_people, gallery_people)
+    first_base, first_other = (metrics.relevance(ids[:, :1], query_people, gallery_people)[:, 0] for ids in (base.ids, other_ids))
     return Comparison(value_base, value_other, round(value_other - value_base, metrics.MEASURE_DIGITS[measure]), low, high, len(query_people),
-                      len(set(query_people)), measure)
+                      len(set(query_people)), measure, better=int((change > 0).sum()), worse=int((change < 0).sum()),
+                      first_fixed=int((first_other & ~first_base).sum()), first_broken=int((first_base & ~first_other).sum()))
 
 
 def ideal(base: Run, queries: np.ndarray | None = None) -> Run:
