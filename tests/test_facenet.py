@@ -34,12 +34,18 @@ def test_conversion_matches_opencv_forward_pass(converted):
 
 
 def test_offline_weights_are_converted_once_and_cached(tmp_path, monkeypatch):
+    """...and whether the cache was cold or warm, the caller's RNG stream goes on the same: the conversion builds a
+    model of its own (random init), and training seeded before building must not depend on the user's cache."""
     monkeypatch.setenv("STYLEID_CACHE", str(tmp_path))
+    torch.manual_seed(0)
     first = facenet.create_facenet("offline")
+    after_cold = torch.rand(4)
     cached = list(tmp_path.glob("facenet-casia-webface-*.safetensors"))
     assert len(cached) == 1
     monkeypatch.setattr(facenet, "convert_graph", lambda pb: pytest.fail("converted again despite the cache"))
+    torch.manual_seed(0)
     second = facenet.create_facenet("offline")
+    assert torch.equal(torch.rand(4), after_cold)
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
         assert torch.equal(a, b), name
 

@@ -186,7 +186,10 @@ def offline_state() -> dict[str, torch.Tensor]:
             log.warning("facenet: %s; converting again", exc)
             cached.unlink(missing_ok=True)
     log.info("facenet: converting %s (once; cached at %s)", pb, cached)
-    model, net = convert_graph(pb)
+    # the conversion builds a model of its own (random init): keep the caller's RNG where it was, or a seeded run would
+    # train differently on its first use of the weights than once they are cached
+    with torch.random.fork_rng(devices=[]):
+        model, net = convert_graph(pb)
     probe = np.random.default_rng(0).standard_normal((2, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
     error = conversion_error(model, net, probe)
     if error > MAX_CONVERSION_ERROR:
