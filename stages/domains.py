@@ -12,6 +12,7 @@ import typer
 
 from styleid.artifacts import DOMAINS, METRICS, SOURCE, load_split
 from styleid.data import domains
+from styleid.errors import DataError
 from styleid.fileio import read_json, write_json
 from styleid.images import median_side
 from styleid.params import load_params
@@ -61,9 +62,12 @@ def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--param
                "domains_fit_images": len(fit)}
     if d.truth:
         root = Path(read_json(SOURCE)["root"])
-        truth = domains.read_truth(Path(d.truth))
+        truth = domains.read_truth(Path(d.truth), root)
         summary.update({f"domains_{k}": v for k, v in domains.accuracy_against(
             truth, {Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else f: v for f, v in predicted.items()}).items()})
+        if truth and not summary["domains_truth_images"]:
+            raise DataError(f"{d.truth}: none of its {len(truth)} paths is an unmarked training image of {root} (e.g. {next(iter(truth))}); "
+                            "give paths relative to the dataset root, as `styleid make-competition` writes them")
     summary["domains_seconds"] = round(time.perf_counter() - start, 2)
     labels = {f: {"domain": label, "p_photo": round(p, 4)} for f, (label, p) in predicted.items()}
     truth_note = f", accuracy on known domains {summary['domains_truth_accuracy']:.3f}" if "domains_truth_accuracy" in summary else ""

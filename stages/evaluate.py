@@ -21,7 +21,7 @@ def _write_panels(n: int, seed: int, ids: np.ndarray, queries: list[dict], galle
     from styleid.panels import make_panel
 
     folder = PLOTS / "panels"
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, "panels") as tmp:
         picks = sorted(np.random.default_rng([seed, 97]).choice(len(queries), size=min(n, len(queries)), replace=False)) if n else []
         for q in picks:
             row = [i for i in ids[q][:PANEL_K] if i >= 0]

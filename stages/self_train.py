@@ -40,7 +40,7 @@ def self_train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--pa
     CHECKPOINTS.mkdir(parents=True, exist_ok=True)
     resume = Resume(CHECKPOINTS, checkpoints.stage_key(params_file, __file__, [SPLITS, ALIGNED_INDEX, MANIFEST, MODEL_DIR / "model.safetensors",
                                                                               MODEL_DIR / "model.json"]))
-    with atomic_dir(SELF_TRAINED) as out:
+    with atomic_dir(SELF_TRAINED, "self-trained") as out:
         summary = _self_train(params, out, resume)
         if summary["self_train"] != "kept":
             write_json(out / "off.json", summary)  # no model here: embed uses models/ as trained

@@ -28,7 +28,7 @@ def split_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     if len(roots) - 1 - bool(test_layout) > 1 and "domains" in source["layouts"].values() and layout != "competition":
         layout = "domains"  # several training sources: people with photos and renders validate and test
     split, to_render = make_split(read_manifest(MANIFEST), layout, params.data.protocol, params.split, params.seed, test_layout, TEST)
-    with atomic_dir(STYLIZED) as tmp:
+    with atomic_dir(STYLIZED, "stylized") as tmp:
         for k, out in enumerate(tqdm(to_render, desc="split: rendering galleries", leave=False)):
             rng = np.random.default_rng([params.seed, 41, k])
             target = tmp / out.path.removeprefix("stylized/")

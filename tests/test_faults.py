@@ -55,12 +55,12 @@ def test_a_killed_process_leaves_no_half_written_output(tmp_path):
 
 def test_a_failed_folder_write_keeps_the_old_folder(tmp_path):
     (tmp_path / "crops").mkdir()
-    (tmp_path / "crops" / "a.jpg").write_bytes(b"old")
+    (tmp_path / "crops" / "q00001.png").write_bytes(b"old")
     with pytest.raises(RuntimeError):
-        with atomic_dir(tmp_path / "crops") as tmp:
+        with atomic_dir(tmp_path / "crops", "panels") as tmp:
             (tmp / "b.jpg").write_bytes(b"new")
             raise RuntimeError("killed")
-    assert sorted(p.name for p in (tmp_path / "crops").iterdir()) == ["a.jpg"]
+    assert sorted(p.name for p in (tmp_path / "crops").iterdir()) == ["q00001.png"]  # a folder of panels' names, written before markers
 
 
 def test_training_stops_clearly_on_a_nan_loss(synthetic_root, monkeypatch):

@@ -11,8 +11,9 @@ from styleid.fileio import atomic_dir, atomic_path, sweep_stale
 
 def _killed_writer(target, kind: str) -> None:
     """Start a process that is half-way through writing `target`, and kill it (SIGKILL: no cleanup runs)."""
+    marker_kind = ", 'synthetic'" if kind == "dir" else ""  # a folder is written as one of styleid's kinds
     code = (f"import time, pathlib; from styleid.fileio import atomic_{kind}\n"
-            f"with atomic_{kind}(pathlib.Path({str(target)!r})) as tmp:\n"
+            f"with atomic_{kind}(pathlib.Path({str(target)!r}){marker_kind}) as tmp:\n"
             f"    (tmp / 'half.bin' if {kind == 'dir'} else tmp).write_bytes(b'x' * 1000); print('ready', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
@@ -26,12 +27,12 @@ def test_a_killed_writers_leftovers_are_removed_by_the_next_run(tmp_path):
     _killed_writer(tmp_path / "raw" / "manifest.csv", "path")
     left = sorted(p.name for p in (tmp_path / "raw").iterdir())
     assert len(left) == 2 and all(name.endswith(".tmp") for name in left) and not target.exists()
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, "synthetic") as tmp:
         (tmp / "whole.bin").write_bytes(b"y")
     with atomic_path(tmp_path / "raw" / "manifest.csv") as tmp:
         tmp.write_text("ok")
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["manifest.csv", "synthetic"]
-    assert [p.name for p in target.iterdir()] == ["whole.bin"]
+    assert sorted(p.name for p in target.iterdir()) == [".styleid.json", "whole.bin"]
 
 
 def test_a_live_workers_temporary_files_are_left_alone(tmp_path):

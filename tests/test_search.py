@@ -51,7 +51,7 @@ def test_index_shards_search_with_global_ids(factory, tmp_path):
     parts = faiss_index.build_sharded(_split(gallery, [120, 380]), factory, seed=1, shards=4, merge=False)
     assert [p.ntotal for p in parts] == [125, 125, 125, 125]
     faiss_index.save(parts, tmp_path / "idx")
-    assert sorted(f.name for f in (tmp_path / "idx").iterdir()) == [f"part-00{i}.faiss" for i in range(4)]
+    assert sorted(f.name for f in (tmp_path / "idx").iterdir()) == [".styleid.json"] + [f"part-00{i}.faiss" for i in range(4)]
     loaded = faiss_index.load(tmp_path / "idx")
     assert loaded.ntotal == 500
     faiss_index.set_search_params(loaded, nprobe=8, ef_search=128)

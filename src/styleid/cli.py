@@ -33,12 +33,12 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
     from styleid.data.align import query_settings
     from styleid.devices import best
     from styleid.gallery.embedder import PhotoEmbedder
-    from styleid.images import load_rgb
+    from styleid.images import read_photo
 
     d, e = params.data, params.embed
     settings = query_settings(read_json(ALIGNED_INDEX) if ALIGNED_INDEX.is_file() else None, d.align, d.align_size, d.align_margin)
     embedder = PhotoEmbedder(embedding_model(), settings, e.flip_tta, e.runtime, best(), e.batch_size, e.precision)  # the gallery's model
-    return embedder.embed([load_rgb(photo) for photo in photos])  # a bad file is a one-line error naming it
+    return embedder.embed([read_photo(photo) for photo in photos])  # a bad file is a one-line error naming it
 
 
 @app.command("search")
@@ -107,31 +107,46 @@ def _search_pipeline(photos: List[Path], top_k: int, params_file: Path) -> tuple
     return results, how
 
 
-def _write_panel(panel: Path, photos: List[Path], results: list[dict]) -> None:
+def _is_panel(path: Path) -> bool:
     from PIL import Image
 
+    try:
+        with Image.open(path) as img:
+            return getattr(img, "text", {}).get("styleid") == "panel"
+    except (OSError, ValueError):
+        return False
+
+
+def _write_panel(panel: Path, photos: List[Path], results: list[dict]) -> None:
+    from PIL import Image, PngImagePlugin
+
     from styleid.fileio import atomic_path
+    from styleid.ownership import claim_file
     from styleid.panels import make_panel
 
+    claim_file(panel, _is_panel, "panel", "--panel")
     rows = [make_panel(photo, [Path(m["file"]) for m in r["matches"]], [None] * len(r["matches"])) for photo, r in zip(photos, results)]
     sheet = Image.new("RGB", (max(p.width for p in rows), sum(p.height for p in rows)), (255, 255, 255))
     y = 0
     for p in rows:
         sheet.paste(p, (0, y))
         y += p.height
+    info = PngImagePlugin.PngInfo()
+    info.add_text("styleid", "panel")  # how the next --panel knows this file may be replaced
     with atomic_path(panel) as tmp:
-        sheet.save(tmp, format="PNG")
+        sheet.save(tmp, format="PNG", pnginfo=info)
 
 
 @app.command("export")
 @stage
-def export(out: Path = typer.Option(Path("exported"), "--out", help="the folder to write (replaced if it exists)"),
+def export(out: Path = typer.Option(Path("exported"), "--out", help="the folder to write: new, empty, or an earlier export (replaced)"),
+           force: bool = typer.Option(False, "--force", help="also replace another kind of styleid folder (never anything else)"),
            params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
     """Write the trained model as ONNX with its model card (metrics, licence, a calibrated match threshold) to OUT."""
     from styleid.gallery.export import export_model
     from styleid.params import load_params
 
-    card = export_model(out, load_params(params_file))
+    card = export_model(out, load_params(params_file), force)
     match = card.get("match") or {}
     typer.echo(f"{out}: model.onnx, model.json, card.json ({card['backbone']}, {card['embedding_size']}-d; test score "
                f"{card['test_metrics'].get('score', '-')}; same-person threshold {match.get('threshold', '-')} at "
@@ -141,14 +156,15 @@ def export(out: Path = typer.Option(Path("exported"), "--out", help="the folder 
 @app.command("index")
 @stage
 def index(folder: Path = typer.Argument(..., help="a folder of gallery images (searched recursively)"),
-          out: Path = typer.Option(..., "--out", help="the index folder to write or update"),
+          out: Path = typer.Option(..., "--out", help="the index folder to write or update: new, empty, or an earlier index"),
+          force: bool = typer.Option(False, "--force", help="also replace another kind of styleid folder (never anything else)"),
           model: Optional[str] = typer.Option(None, "--model", help="an exported model folder, a repository, or a repository's git URL "
                                               "(its styleid-model DVC artifact; URL#v1.0.0 for a version); default: this repository's")) -> None:
     """Index every image under FOLDER; run again, only new or changed files are embedded and removed ones dropped."""
     from styleid.gallery.folder_index import build_index
     from styleid.gallery.model_dir import find_model
 
-    report = build_index(folder, out, find_model(model))
+    report = build_index(folder, out, find_model(model), force=force)
     typer.echo(f"{out}: {report.added} added, {report.changed} changed, {report.removed} removed, {report.kept} unchanged, "
                f"{len(report.skipped)} skipped; {report.seconds:.1f}s")
 
@@ -165,6 +181,16 @@ def serve(index_dir: Path = typer.Option(..., "--index", help="an index from `st
     run(index_dir, host, port)
 
 
+COMPARISON = "styleid compare"  # the "kind" of compare's JSON: how a later --json knows the file may be replaced
+
+
+def _is_comparison(path: Path) -> bool:
+    try:
+        return read_json(path).get("kind") == COMPARISON
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 @app.command("compare")
 @stage
 def compare(base: Path = typer.Argument(..., help="the baseline run's project folder (after `dvc repro`)"),
@@ -175,12 +201,15 @@ def compare(base: Path = typer.Argument(..., help="the baseline run's project fo
     """OTHER's score (or mAP) minus BASE's, with the 95% interval of that gain (the same test people resampled for both)."""
     from dataclasses import asdict
 
-    from styleid.paired_comparison import MEASURE_FORMAT, compare as compare_runs, load_run
     from styleid.fileio import write_json
+    from styleid.ownership import claim_file
+    from styleid.paired_comparison import MEASURE_FORMAT, compare as compare_runs, load_run
 
+    if json_out:
+        claim_file(json_out, _is_comparison, "comparison", "--json")
     result = compare_runs(load_run(base), load_run(other), seed, measure)
     if json_out:
-        write_json(json_out, {**asdict(result), "verdict": result.verdict})
+        write_json(json_out, {"kind": COMPARISON, **asdict(result), "verdict": result.verdict})
     fmt = MEASURE_FORMAT[measure]
     typer.echo(f"{other} - {base}: {measure} {result.other_value:{fmt}} - {result.base_value:{fmt}} = {result.gain:+{fmt}} "
                f"(95% paired interval {result.gain_low:+{fmt}} to {result.gain_high:+{fmt}}; {result.n_queries} queries of "

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from styleid import ownership
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -61,18 +63,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; it replaces `path` only if the block succeeds.
+def atomic_dir(path: str | Path, kind: str, *, force: bool = False, flag: str = "--out", marker: dict | None = None) -> Iterator[Path]:
+    """Yield a temporary sibling folder; it replaces `path` only if the block succeeds, marked as styleid's `kind`
+    (with `marker`'s fields). An existing `path` must be styleid's own (ownership.claim): checked before and after.
 
     Siblings are named .<name>.<pid>-*.tmp: the next run removes those of a killed process
     (sweep_stale), and .dvcignore keeps them out of DVC's outputs meanwhile."""
     path = Path(path)
+    ownership.claim(path, kind, force, flag)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
+        ownership.write_marker(tmp, kind, **(marker or {}))
+        if os.path.lexists(path):
+            ownership.claim(path, kind, force, flag)  # still ours after the work: nobody put their files there meanwhile
             old = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix="-old.tmp", dir=path.parent))
             old.rmdir()
             path.rename(old)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from collections.abc import Sequence
@@ -36,51 +37,72 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         canvas = Image.new("RGB", rgba.size, (255, 255, 255))  # alpha composited on white
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         return canvas
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
-        return Image.fromarray((arr / top * 255).round().astype(np.uint8)).convert("RGB")
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0  # 16-bit: its full range is white
+        return Image.fromarray((arr.clip(0, top) / top * 255).round().astype(np.uint8)).convert("RGB")
     return img.convert("RGB")
 
 
-def _decode_jpeg(path: Path) -> Image.Image | None:
+def _decode_jpeg(data: bytes) -> Image.Image | None:
     """A colour or grey JPEG through OpenCV's libjpeg-turbo: the same pixels as Pillow's decode (both run libjpeg-turbo's
     default IDCT and upsampling; tested), EXIF rotation applied, in about 40% of the time. None: let Pillow decode it."""
-    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         return None
     return Image.frombuffer("RGB", (bgr.shape[1], bgr.shape[0]), bgr, "raw", "BGR", 0, 1)  # BGR -> RGB as Pillow copies it
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Decode an image to RGB with EXIF rotation applied; raise BadImage with a reason otherwise."""
-    path = Path(path)
+def decode_rgb(data: bytes) -> Image.Image:
+    """Encoded image bytes -> RGB, the one decoder of every entry point (pipeline, index, `styleid search`, the server):
+    EXIF rotation applied, 16-bit scaled to its range, CMYK, palette and grey converted, alpha on white, an animation's
+    first frame, at most MAX_PIXELS. Raises BadImage with the reason otherwise."""
+    if not data:
+        raise BadImage("empty file")
     try:
-        if path.stat().st_size == 0:
-            raise BadImage("empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(data)) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise BadImage(f"{img.width}x{img.height} exceeds the {MAX_PIXELS:,}-pixel limit")
-                rgb = _decode_jpeg(path) if img.format == "JPEG" and img.mode in ("RGB", "L") else None
+                rgb = _decode_jpeg(data) if img.format == "JPEG" and img.mode in ("RGB", "L") else None
                 if rgb is None:
+                    img.seek(0)  # an animation: its first frame
                     img.load()
                     rgb = _to_rgb(ImageOps.exif_transpose(img))
     except BadImage:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage(f"too large ({exc})") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(f"too large: it exceeds the {MAX_PIXELS:,}-pixel limit") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise BadImage(f"not a readable image ({exc.__class__.__name__}: {exc})") from None
     if min(rgb.size) < MIN_SIDE:
         raise BadImage(f"{rgb.width}x{rgb.height} is smaller than {MIN_SIDE}px")
     return rgb
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Decode an image file to RGB (decode_rgb); raise BadImage with a reason otherwise."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadImage(f"not readable ({exc.strerror or exc})") from None
+    return decode_rgb(data)
+
+
+def read_photo(path: str | Path) -> Image.Image:
+    """A photo a person named on the command line: decoded, or one line naming it and what to give instead."""
+    from styleid.errors import StyleidError
+
+    try:
+        return load_rgb(path)
+    except BadImage as exc:
+        raise StyleidError(f"{path}: {exc}; give a JPEG, PNG or WebP photo") from None
 
 
 def check_image(path: str | Path) -> tuple[int, int]:

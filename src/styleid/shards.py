@@ -28,7 +28,7 @@ class ShardWriter:
         self.dim: int | None = None
 
     def __enter__(self) -> "ShardWriter":
-        self._context = atomic_dir(self.directory)
+        self._context = atomic_dir(self.directory, "embedding-shards")
         self._tmp = self._context.__enter__()
         return self
 

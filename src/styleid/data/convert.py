@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from styleid import ownership
 from styleid.data import layouts
 from styleid.errors import DataError
 from styleid.fileio import atomic_dir, atomic_path
@@ -34,10 +35,18 @@ def truth_path(out: Path) -> Path:
     return out.with_name(out.name + ".domains.csv")
 
 
+def _is_truth_csv(path: Path) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.readline().strip() == "path,domain"
+
+
 def to_competition(src: Path, out: Path, test_share: float = 0.2, seed: int = 42, mark_domains: bool = False) -> dict:
     """Write the copy (atomically) and its truth CSV; return counts of people and images per part."""
     if not 0 < test_share < 1:
         raise DataError(f"test share must be in (0, 1), got {test_share}")
+    ownership.separate(out, {"the source": src}, flag="OUT")
+    ownership.claim(out, "competition", flag="OUT")
+    ownership.claim_file(truth_path(out), _is_truth_csv, "domains CSV", "OUT another name, or move")
     src = layouts.unwrap(src)
     layout, entries = layouts.scan(src, "domains")
     by_person: dict[str, list[tuple[str, str]]] = {}
@@ -50,7 +59,7 @@ def to_competition(src: Path, out: Path, test_share: float = 0.2, seed: int = 42
     test = set(order[: max(1, int(round(test_share * len(order))))])
     truth: list[tuple[str, str]] = []
     counts = {"train_people": 0, "test_people": len(test), "train_images": 0, "query_images": 0, "gallery_images": 0}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "competition", flag="OUT") as tmp:
         for person, imgs in sorted(by_person.items()):
             if person in test:
                 for rel, domain in imgs:

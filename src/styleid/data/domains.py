@@ -13,6 +13,7 @@ Pure functions on arrays and split documents; the stage (stages/domains.py) comp
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +87,8 @@ def apply_domains(split: dict, inferred: dict[str, str]) -> dict:
     return out
 
 
-def read_truth(path: Path) -> dict[str, str]:
-    """A CSV of known domains: path (relative to the dataset root), domain (photo or render)."""
+def read_truth(path: Path, root: Path | None = None) -> dict[str, str]:
+    """A CSV of known domains: path (relative to the dataset root `root`, or absolute inside it), domain (photo or render)."""
     if not path.is_file():
         raise DataError(f"{path}: domains.truth names no file; give a CSV of path,domain or set it to \"\"")
     with open(path, newline="", encoding="utf-8") as fh:
@@ -98,7 +99,13 @@ def read_truth(path: Path) -> dict[str, str]:
             continue
         if len(row) != 2 or row[1] not in (PHOTO, RENDER):
             raise DataError(f"{path}:{line}: expected `path,domain` with domain photo or render; fix the line")
-        truth[row[0]] = row[1]
+        name = row[0]
+        if root is not None and Path(name).is_absolute():
+            real, base = Path(os.path.realpath(name)), Path(os.path.realpath(root))
+            if not real.is_relative_to(base):
+                raise DataError(f"{path}:{line}: {name} is not inside the dataset {root}; give paths relative to it")
+            name = real.relative_to(base).as_posix()
+        truth[name] = row[1]
     return truth
 
 

@@ -72,7 +72,7 @@ def materialise(source: str, data: DataParams, seed: int, raw_dir: Path, cache_d
     if src.kind == "synthetic":
         s = data.synthetic
         target = named("synthetic")
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, "synthetic") as tmp:
             rows = synthetic.generate_written(tmp, seed, s.people, s.photos, s.renders, s.image_size, s.test_people,
                                               workers=os.cpu_count() or 1, test_photos=s.test_photos, test_renders=s.test_renders)
         return target, {rel: (sha1, width, height) for rel, _, _, sha1, width, height in rows}
@@ -81,7 +81,8 @@ def materialise(source: str, data: DataParams, seed: int, raw_dir: Path, cache_d
     if src.kind == "archive":
         sources.materialise_archive(Path(src.location), target, sha256, data.max_archive_bytes, data.max_archive_members)
     else:
-        sources.fetch_archive(src, cache_dir, sha256, target, data.max_archive_bytes, data.max_archive_members)
+        sources.fetch_archive(src, cache_dir, sha256, target, data.max_archive_bytes, data.max_archive_members, data.download_min_rate,
+                              data.download_deadline)
     return target, {}
 
 
@@ -126,11 +127,31 @@ def scan_and_check(root: Path, layout: str, max_bad_fraction: float, workers: in
     return FetchResult(root, layout, items, skipped)
 
 
+def check_distinct(tagged: list[tuple[str, str]]) -> None:
+    """No source twice under two spellings (D and D/./, a link to D, a trailing slash), and no test source that is, holds
+    or lies inside a training source: compared by real path, so the test people are never trained on by accident."""
+    seen: dict[str, tuple[str, str]] = {}
+    for tag, source in tagged:
+        src = sources.classify(source)
+        if src.kind == "synthetic":
+            continue
+        key = os.path.realpath(src.location) if src.kind in ("folder", "archive") else src.location.rstrip("/")
+        for other_key, (other_tag, other) in seen.items():
+            nested = src.kind == "folder" and (Path(key).is_relative_to(other_key) or Path(other_key).is_relative_to(key))
+            if key == other_key or (nested and TEST in (tag, other_tag)):
+                what = "data.test_source" if TEST in (tag, other_tag) else "data.source"
+                how = "the same place as" if key == other_key else "inside or around"
+                raise DataError(f"{what}: {source} is {how} {other} ({key}); "
+                                f"{'test on data you do not train on' if what == 'data.test_source' else 'list each source once'}")
+        seen[key] = (tag, source)
+
+
 def fetch(data: DataParams, seed: int, raw_dir: Path, cache_dir: Path) -> FetchResult:
     """Every source, materialised and checked; with several, each image is tagged with its source and
     each person's name with the tag too (s0:ann, test:ann), so people of two sources never merge by
     accident (data.merge_names merges the training sources' people on purpose)."""
     tagged = tagged_sources(data)
+    check_distinct(tagged)
     if sum(sources.classify(s).kind == "synthetic" for _, s in tagged) > 1:
         raise DataError("data.source / data.test_source: 'synthetic' twice would be the same people; use it once")
     results = {}

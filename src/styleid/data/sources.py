@@ -102,12 +102,16 @@ def _verify(path: Path, expected: str, what: str) -> str:
     return actual
 
 
-STALL_SECONDS = 60.0  # a download that brings less than STALL_BYTES in this long stops
-STALL_BYTES = 16 * 1024
+STALL_SECONDS = 60.0  # the window over which a download's rate is measured
+MIN_RATE = 1024  # bytes per second over each window, at least (data.download_min_rate)
+DEADLINE = 43_200.0  # seconds for a whole download, at most (data.download_deadline)
 
 
-def download_url(url: str, dest: Path, max_bytes: int, timeout: float = 60.0, stall_seconds: float = STALL_SECONDS) -> None:
-    """Stream `url` to `dest`: all of Content-Length, at most max_bytes, never stalled; a failure leaves no `dest`."""
+def download_url(url: str, dest: Path, max_bytes: int, timeout: float = 60.0, stall_seconds: float = STALL_SECONDS,
+                 min_rate: float = MIN_RATE, deadline: float = DEADLINE) -> None:
+    """Stream `url` to `dest`: all of Content-Length, at most max_bytes, at least `min_rate` bytes/s over each window of
+    `stall_seconds`, within `deadline` seconds in all; a failure leaves no `dest`. Blocks are taken as they come (read1),
+    so a server that trickles a byte at a time is measured, never waited on without end."""
     if url.startswith("http://"):
         log.warning("data.source: %s is plain http (no transport security); fine for a local mirror, use https otherwise", url)
     done = 0
@@ -117,18 +121,23 @@ def download_url(url: str, dest: Path, max_bytes: int, timeout: float = 60.0, st
             expected = int(length) if length and length.isdigit() else None
             if expected is not None and expected > max_bytes:
                 raise DataError(f"data.source: {url} is {expected:,} bytes, more than data.max_archive_bytes={max_bytes:,}; raise it if that is expected")
-            window_start, window_bytes = time.monotonic(), 0
+            start = window_start = time.monotonic()
+            window_bytes = 0
             with open(tmp, "wb") as out:
-                while block := response.read(1 << 16):
+                while block := response.read1(1 << 16):
                     out.write(block)
                     done += len(block)
                     window_bytes += len(block)
                     if done > max_bytes:
                         raise DataError(f"data.source: {url} sent more than data.max_archive_bytes={max_bytes:,} bytes; stopped (raise it if that is expected)")
                     now = time.monotonic()
+                    if now - start > deadline:
+                        raise DataError(f"data.source: {url} took over data.download_deadline={deadline:.0f} s ({done:,} bytes so far); "
+                                        "stopped: raise it for a slow connection, or try again later")
                     if now - window_start >= stall_seconds:
-                        if window_bytes < STALL_BYTES:
-                            raise DataError(f"data.source: {url} sent {window_bytes} bytes in the last {stall_seconds:.0f} s (stalled); stopped, try again later")
+                        if window_bytes < min_rate * (now - window_start):
+                            raise DataError(f"data.source: {url} sent {window_bytes} bytes in the last {now - window_start:.0f} s, under "
+                                            f"data.download_min_rate={min_rate:g} bytes/s (stalled); stopped, try again later or lower it")
                         window_start, window_bytes = now, 0
             if expected is not None and done != expected:
                 raise DataError(f"data.source: {url} ended after {done:,} of its {expected:,} bytes (Content-Length); the download was cut off, try again")
@@ -153,7 +162,8 @@ def download_key(src: Source) -> str:
     return hashlib.sha1(f"{src.kind}:{src.location}".encode()).hexdigest()[:16]
 
 
-def fetch_archive(src: Source, cache: Path, sha256: str, target: Path, max_bytes: int, max_members: int) -> None:
+def fetch_archive(src: Source, cache: Path, sha256: str, target: Path, max_bytes: int, max_members: int, min_rate: float = MIN_RATE,
+                  deadline: float = DEADLINE) -> None:
     """Extract a URL's or Drive file's archive into `target`, downloading it only when the cache has no good copy.
 
     The cache holds only downloads that passed every check (Content-Length, size, checksum, and an
@@ -173,7 +183,7 @@ def fetch_archive(src: Source, cache: Path, sha256: str, target: Path, max_bytes
     part = downloads / f".{dest.name}.{os.getpid()}-download.tmp"
     try:
         if src.kind == "url":
-            download_url(src.location, part, max_bytes)
+            download_url(src.location, part, max_bytes, min_rate=min_rate, deadline=deadline)
         else:
             download_gdrive(src.location, part)
         materialise_archive(part, target, sha256, max_bytes, max_members, what=src.location)
@@ -196,6 +206,6 @@ def materialise_archive(archive: Path, target: Path, sha256: str, max_bytes: int
                         what: str = "") -> str:
     """Verify and extract an archive into `target` atomically; return its SHA-256. `what` names it in a checksum error."""
     digest = _verify(archive, sha256, what or str(archive))
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, "extracted") as tmp:
         extract(archive, tmp, max_bytes, max_members)
     return digest

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from styleid.artifacts import MODEL_DIR
+from styleid import ownership
 from styleid.errors import StyleidError
 from styleid.fileio import atomic_dir, write_json
 from styleid.gallery.card import calibrate, make_card
+from styleid.gallery.model_dir import check_model
 from styleid.inference.runtimes import INT8_CHECK, INT8_FILE
 
 
@@ -31,13 +33,17 @@ def validation_threshold(params) -> dict:
     return calibrate(rows["val_query"], [e["person"] for e in parts["val_query"]], rows["val_gallery"], [e["person"] for e in parts["val_gallery"]])
 
 
-def export_model(out: Path, params) -> dict:
-    """From the repository root (the pipeline's paths are relative to it)."""
+def export_model(out: Path, params, force: bool = False) -> dict:
+    """From the repository root (the pipeline's paths are relative to it). OUT is never inside the pipeline's outputs
+    and replaces only an earlier export (force: any styleid folder)."""
+    ownership.outside_pipeline(out)
+    ownership.claim(out, "export", force)
     for name in ("model.json", "model.onnx"):
         if not (MODEL_DIR / name).is_file():
             raise StyleidError(f"{MODEL_DIR / name}: missing; run `dvc repro export` first")
+    check_model(MODEL_DIR)
     card = make_card(params, validation_threshold(params))
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "export", force=force) as tmp:
         for name in ("model.json", "model.onnx", INT8_FILE, INT8_CHECK):
             if (MODEL_DIR / name).is_file():
                 shutil.copy2(MODEL_DIR / name, tmp / name)

@@ -1,14 +1,17 @@
 """An index of a folder of images: FAISS over their embeddings, kept in sync with the folder.
 
 INDEX/ holds files.json (each image: path relative to the folder, size, mtime), embeddings.npy (one row per
-image, L2-normalised), gallery.faiss, and model/ (the model.json and model.onnx it was made with, so searching
-needs nothing else). Run again, only new or changed files are embedded; removed ones are dropped. Unreadable
-files are skipped with their reason. The folder is replaced in one step: a search never sees half an index.
+image, L2-normalised), gallery.faiss, model/ (the model.json and model.onnx it was made with, so searching
+needs nothing else) and .styleid.json (each file's SHA-256, checked on load with the counts and dimensions).
+Run again, only new or changed files are embedded; removed ones are dropped. Unreadable files, and names that are
+not UTF-8, are skipped with their reason. The folder is replaced in one step: a search never sees half an index.
+INDEX is never the gallery folder, inside it or around it, and is replaced only when it is styleid's own index.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -16,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from styleid import ownership
 from styleid.errors import StyleidError
 from styleid.fileio import atomic_dir, read_json, write_json
+from styleid.gallery.model_dir import check_model
 from styleid.images import BadImage, is_image_name, load_rgb
 
 log = logging.getLogger(__name__)
@@ -35,29 +40,57 @@ class IndexReport:
     seconds: float
 
 
-def _scan(folder: Path) -> dict[str, dict]:
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and is_image_name(path) and not any(part.startswith(".") for part in path.relative_to(folder).parts):
-            stat = path.stat()
-            files[path.relative_to(folder).as_posix()] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    return files
+def _scan(folder: Path) -> tuple[dict[str, dict], list[tuple[str, str]]]:
+    """Every image under `folder` at any depth (a loop, not recursion), hidden names and linked folders left out:
+    {relative path: size and mtime}, and the files skipped with why."""
+    files, skipped, stack = {}, [], [("", str(folder))]
+    while stack:
+        rel, where = stack.pop()
+        try:
+            entries = list(os.scandir(where))
+        except OSError as exc:
+            skipped.append((rel or ".", f"folder not readable ({exc.strerror})"))
+            continue
+        for entry in entries:
+            name = f"{rel}{entry.name}"
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((name + "/", entry.path))
+            elif entry.is_file() and is_image_name(Path(entry.name)):
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    skipped.append((name.encode("utf-8", "backslashreplace").decode(), "its name is not valid UTF-8; rename the file"))
+                    continue
+                stat = entry.stat()
+                files[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {name: files[name] for name in sorted(files, key=lambda n: n.split("/"))}, skipped
 
 
 def _previous(index_dir: Path, model_json: dict) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
-    """The rows an earlier run made with the same model; none when there is no index or its model differs."""
+    """The rows an earlier run made with the same model; none when there is no index, its model differs, or it is
+    damaged (then every image is embedded again)."""
     if not (index_dir / FILES).is_file() or not (index_dir / MODEL / "model.json").is_file():
         return {}, {}
-    if read_json(index_dir / MODEL / "model.json") != model_json:
-        log.info("index: %s was made with another model; embedding every image again", index_dir)
+    try:
+        ownership.verify(index_dir, "index")
+        if read_json(index_dir / MODEL / "model.json") != model_json:
+            log.info("index: %s was made with another model; embedding every image again", index_dir)
+            return {}, {}
+        entries = read_json(index_dir / FILES)["files"]
+        rows = np.load(index_dir / EMBEDDINGS)
+        if len(rows) != len(entries):
+            raise StyleidError(f"{index_dir / EMBEDDINGS}: {len(rows)} rows for {len(entries)} files")
+        return {e["path"]: e for e in entries}, {e["path"]: rows[i] for i, e in enumerate(entries)}
+    except (StyleidError, OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("index: the existing index is damaged (%s); embedding every image again", exc)
         return {}, {}
-    entries = read_json(index_dir / FILES)["files"]
-    rows = np.load(index_dir / EMBEDDINGS)
-    return {e["path"]: e for e in entries}, {e["path"]: rows[i] for i, e in enumerate(entries)}
 
 
-def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int = 32) -> IndexReport:
-    """Embed what is new or changed under `folder` with the model in `model_dir` and write `index_dir`."""
+def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int = 32, force: bool = False) -> IndexReport:
+    """Embed what is new or changed under `folder` with the model in `model_dir` and write `index_dir` (force: even over
+    another kind of styleid folder)."""
     import faiss
 
     from styleid.gallery.embedder import PhotoEmbedder
@@ -66,14 +99,19 @@ def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int 
     start = time.perf_counter()
     if not folder.is_dir():
         raise StyleidError(f"{folder}: no such folder")
+    ownership.separate(index_dir, {"the gallery folder": folder})
+    ownership.outside_pipeline(index_dir)
+    ownership.claim(index_dir, "index", force)
+    check_model(model_dir)
     model_json = read_json(model_dir / "model.json")
     seen, old_rows = _previous(index_dir, model_json)
-    current = _scan(folder)
+    current, skipped = _scan(folder)
+    for rel, why in skipped:
+        log.warning("index: skipped %s: %s", rel, why)
     if not current:
         raise StyleidError(f"{folder}: no images (.jpg, .png, ...) found")
     unchanged = {p for p, meta in current.items() if p in seen and (seen[p]["size"], seen[p]["mtime_ns"]) == (meta["size"], meta["mtime_ns"])}
     todo = [p for p in current if p not in unchanged]
-    skipped: list[tuple[str, str]] = []
     fresh: dict[str, np.ndarray] = {}
     if todo:
         embedder = PhotoEmbedder.from_card(model_dir, align=False)  # gallery images go in as they are (no face crops)
@@ -93,7 +131,7 @@ def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int 
         raise StyleidError(f"{folder}: none of its images could be read (first: {skipped[0][0]}: {skipped[0][1]})")
     rows = np.stack([old_rows[p] if p in unchanged else fresh[p] for p in keep]).astype(np.float32)
     index = faiss_index.build(rows)  # exact inner product over unit rows: cosine
-    with atomic_dir(index_dir) as tmp:
+    with atomic_dir(index_dir, "index", force=force) as tmp:
         write_json(tmp / FILES, {"folder": str(folder.resolve()), "files": [{"path": p, **current[p]} for p in keep]})
         np.save(tmp / EMBEDDINGS, rows)
         faiss.write_index(index, str(tmp / FAISS))
@@ -119,14 +157,30 @@ class FolderIndex:
 
     @classmethod
     def load(cls, index_dir: Path) -> "FolderIndex":
+        """The index, checked whole: its files as styleid wrote them, and as many rows as files, of its model's width."""
         import faiss
 
         if not (index_dir / FILES).is_file() or not (index_dir / FAISS).is_file():
             raise StyleidError(f"{index_dir}: not a styleid index; make one with `styleid index FOLDER --out {index_dir}`")
-        doc = read_json(index_dir / FILES)
-        card = index_dir / MODEL / "card.json"
-        return cls(Path(doc["folder"]), [f["path"] for f in doc["files"]], faiss.read_index(str(index_dir / FAISS)), index_dir / MODEL,
-                   read_json(card) if card.is_file() else {})
+        fix = f"write it again with `styleid index FOLDER --out {index_dir}`"
+        ownership.verify(index_dir, "index")
+        try:
+            doc = read_json(index_dir / FILES)
+            folder, paths = Path(doc["folder"]), [str(f["path"]) for f in doc["files"]]
+            fix = f"write it again with `styleid index {folder} --out {index_dir}`"
+            spec = read_json(index_dir / MODEL / "model.json")
+            width = int(spec.get("embed_dim") or spec["feature_dim"])
+            card = read_json(index_dir / MODEL / "card.json") if (index_dir / MODEL / "card.json").is_file() else {}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StyleidError(f"{index_dir}: its files.json or model/ is damaged ({type(exc).__name__}); {fix}") from None
+        try:
+            index = faiss.read_index(str(index_dir / FAISS))
+        except RuntimeError:
+            raise StyleidError(f"{index_dir / FAISS}: not a FAISS index styleid can read; {fix}") from None
+        if index.ntotal != len(paths) or index.d != width:
+            raise StyleidError(f"{index_dir / FAISS}: {index.ntotal} vectors of {index.d} numbers, but files.json lists {len(paths)} "
+                               f"images and the model makes {width}; {fix}")
+        return cls(folder, paths, index, index_dir / MODEL, card)
 
     def search(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
         from styleid.search import index as faiss_index

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from styleid import ownership
 from styleid.errors import StyleidError
 from styleid.fileio import user_cache_dir
 
@@ -58,3 +59,23 @@ def find_model(asked: Path | str | None) -> Path:
     where = asked or Path.cwd()
     raise StyleidError(f"{where}: no trained model (model.json + model.onnx); pass --model DIR (a `styleid export` folder or a "
                        "repository) or a repository's git URL (its styleid-model artifact), or run `dvc repro export` here")
+
+
+def check_model(folder: Path) -> None:
+    """The model files are the ones styleid wrote: an export's checksums, or for a repository's models/ the hashes
+    dvc.lock recorded when the pipeline wrote them; one line naming the file otherwise (a folder with neither: unchecked)."""
+    if ownership.read_marker(folder) is not None:
+        ownership.verify(folder, "export")
+        return
+    lock = folder.parent / "dvc.lock"
+    if folder.name != "models" or not lock.is_file():
+        return
+    import yaml
+
+    recorded = {out["path"]: out.get("md5") for stage in (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}).values()
+                for out in stage.get("outs") or [] if isinstance(out, dict) and "path" in out}
+    for name in MODEL_FILES:
+        expected = recorded.get(f"models/{name}")
+        if expected and hashlib.md5((folder / name).read_bytes()).hexdigest() != expected:
+            raise StyleidError(f"{folder / name}: is not the file `dvc repro` wrote (dvc.lock has another hash: damaged or replaced); "
+                               "run `dvc checkout` or `dvc repro export` to restore it")

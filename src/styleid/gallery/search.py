@@ -9,7 +9,7 @@ import numpy as np
 
 from styleid.gallery.embedder import PhotoEmbedder
 from styleid.gallery.folder_index import FolderIndex
-from styleid.images import load_rgb
+from styleid.images import read_photo
 
 
 def verdict(score: float, threshold: float | None) -> str:
@@ -32,5 +32,5 @@ def rank(queries: np.ndarray, labels: list[str], index: FolderIndex, top_k: int)
 
 def search_index(photos: list[Path], index_dir: Path, top_k: int) -> tuple[list[dict], str]:
     index = FolderIndex.load(index_dir)
-    queries = PhotoEmbedder.from_card(index.model_dir).embed([load_rgb(p) for p in photos])
+    queries = PhotoEmbedder.from_card(index.model_dir).embed([read_photo(p) for p in photos])
     return rank(queries, [str(p) for p in photos], index, top_k)

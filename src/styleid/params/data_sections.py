@@ -43,6 +43,8 @@ class DataParams(_Section):
     max_bad_fraction: float = 0.05  # fail when more than this share of image files cannot be read
     max_archive_bytes: int = 20_000_000_000  # refuse archives (and downloads) larger than this once unpacked (downloaded)
     max_archive_members: int = 10_000_000  # refuse archives with more members than this
+    download_min_rate: float = 1024  # bytes/s over each minute, at least: a download slower than this stops (stalled)
+    download_deadline: float = 43_200  # seconds for one whole download, at most
     align: Literal["auto", "none", "mtcnn"] = "auto"  # face crops before the model; auto: only for wide shots
     align_size: int = 256  # side of the cached aligned crops, px (the model resizes them to its input size)
     align_margin: float = 0.2  # context kept around the detected face, as a share of the box side
@@ -59,6 +61,8 @@ class DataParams(_Section):
         _check(self.test_source not in self.sources, "data.test_source", "is also a training source; test on data you do not train on")
         _check(0.0 <= self.max_bad_fraction <= 1.0, "data.max_bad_fraction", "must be in [0, 1]")
         _check(self.max_archive_bytes >= 1 and self.max_archive_members >= 1, "data.max_archive_bytes", "max_archive_bytes and max_archive_members must be >= 1")
+        _check(self.download_min_rate >= 0 and self.download_deadline > 0, "data.download_min_rate",
+               "download_min_rate must be >= 0 and download_deadline > 0 (seconds)")
         _check(self.sha256 == "" or len(self.sha256) == 64, "data.sha256", "must be 64 hex digits or empty")
         _check(32 <= self.align_size <= 1024, "data.align_size", "must be in [32, 1024]")
         _check(0.0 <= self.align_margin <= 2.0, "data.align_margin", "must be in [0, 2]")

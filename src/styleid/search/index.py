@@ -123,7 +123,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray,
 def save(indexes: faiss.Index | Sequence[faiss.Index], directory: Path) -> None:
     """One file per shard (part-000.faiss, ...) in a folder that appears only when all are written."""
     indexes = [indexes] if isinstance(indexes, faiss.Index) else list(indexes)
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory, "faiss-parts") as tmp:
         for i, index in enumerate(indexes):
             faiss.write_index(index, str(tmp / PART.format(i)))
 

@@ -5,7 +5,9 @@ POST /search           multipart "photo" (an image, at most max_upload_bytes) [+
                        the same-person verdict, and the aligned crop the model saw (a PNG data URL)
 GET  /gallery/{row}    a thumbnail of gallery image `row`
 GET  /                 the search page (page.html: plain HTML and JavaScript, no build step)
-Errors are JSON {"error": "..."} with 400 (not an image), 413 (too big), 404, 503 (still loading or failed).
+Errors are JSON {"error": "..."} with 400 (not an image), 413 (too big: refused while the body streams, before any of it
+is kept), 404, 422 (a gallery image that cannot be shown), 503 (still loading or failed). Uploads are decoded by
+styleid.images.decode_rgb, as `styleid search` decodes files: the same photo gets the same ranking and scores.
 """
 
 
@@ -22,6 +24,7 @@ from styleid.errors import require
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10_000_000
+FORM_OVERHEAD = 64 * 1024  # the multipart envelope and the top_k field around the photo's bytes
 MAX_TOP_K = 100
 THUMBNAIL = 192  # px, the longer side
 
@@ -59,6 +62,54 @@ class Service:
         return {"score": how, "matches": results[0]["matches"], "query_crop": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()}
 
 
+class UploadLimit:
+    """ASGI middleware: a request body over `limit` bytes is answered 413 as soon as it is known, from Content-Length or
+    from the bytes counted as they arrive, so that nothing larger is ever parsed or spooled to disk."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def _refuse(self, send) -> None:
+        body = ('{"error": "the upload is over %s bytes; send a smaller photo"}' % f"{self.limit - FORM_OVERHEAD:,}").encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.strip().isdigit() or int(length) > self.limit):
+            return await self._refuse(send)
+        state = {"seen": 0, "over": False, "refused": False}
+
+        async def counted():
+            if state["over"]:
+                return {"type": "http.disconnect"}  # the app stops reading: what came is dropped
+            message = await receive()
+            if message["type"] == "http.request":
+                state["seen"] += len(message.get("body", b""))
+                if state["seen"] > self.limit:
+                    state["over"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message):
+            if not state["over"]:
+                return await send(message)
+            if not state["refused"]:  # whatever the app answers to a cut-off body, the client is told why
+                state["refused"] = True
+                await self._refuse(send)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not state["over"]:
+                raise
+            if not state["refused"]:
+                await self._refuse(send)
+
+
 def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES):
     fastapi = require("fastapi", "pip install 'styleid[serve]'")
     require("multipart", "pip install 'styleid[serve]'")
@@ -66,6 +117,7 @@ def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES):
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     app = fastapi.FastAPI(title="styleid", docs_url=None, redoc_url=None)
+    app.add_middleware(UploadLimit, limit=max_upload_bytes + FORM_OVERHEAD)
     service = Service(index_dir)
     app.state.service = service
 
@@ -88,14 +140,12 @@ def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES):
         data = await photo.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
             return error(413, f"the upload is over {max_upload_bytes:,} bytes; send a smaller photo")
-        from PIL import Image, UnidentifiedImageError
+        from styleid.images import BadImage, decode_rgb
 
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                image = img.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-            return error(400, f"{photo.filename or 'the upload'} is not a readable image (JPEG, PNG, ...)")
+            image = decode_rgb(data)
+        except BadImage as exc:
+            return error(400, f"{photo.filename or 'the upload'}: {exc}; send a JPEG, PNG or WebP photo")
         import anyio
 
         return await anyio.to_thread.run_sync(service.search, image, max(1, min(top_k, MAX_TOP_K)))
@@ -106,15 +156,18 @@ def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES):
             return error(503, f"the index is {service.status}")
         if not 0 <= row < len(service.index.paths):
             return error(404, f"no gallery image {row}")
-        from PIL import Image
+        from styleid.images import BadImage, load_rgb
 
-        try:
-            with Image.open(service.index.folder / service.index.paths[row]) as img:
-                img.thumbnail((THUMBNAIL, THUMBNAIL))
-                buffer = io.BytesIO()
-                img.convert("RGB").save(buffer, format="JPEG", quality=85)
-        except OSError:
+        path = service.index.folder / service.index.paths[row]
+        if not path.is_file():
             return error(404, f"gallery image {row} is gone from {service.index.folder}; run `styleid index` again")
+        try:
+            img = load_rgb(path)
+            img.thumbnail((THUMBNAIL, THUMBNAIL))
+            buffer = io.BytesIO()
+            img.save(buffer, format="JPEG", quality=85)
+        except BadImage as exc:
+            return error(422, f"gallery image {row} ({service.index.paths[row]}) cannot be shown: {exc}; run `styleid index` again")
         return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/", response_class=HTMLResponse)

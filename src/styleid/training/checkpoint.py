@@ -18,6 +18,11 @@ from styleid.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
+# what the training loop's state holds (loop._state): a checkpoint under the right key without one of these cannot be
+# resumed, and is ignored as an unreadable one is
+FIELDS = ("epoch", "stopped", "model", "loss", "optimizer", "scheduler", "rng", "sampler_epoch", "history", "best_value",
+          "best_state", "best_epoch", "bad_epochs", "seen", "step", "step_seconds", "seconds")
+
 
 def run_key(*parts: str | bytes) -> str:
     digest = hashlib.sha256()
@@ -80,6 +85,11 @@ def load(path: Path, key: str) -> dict | None:
         return None
     if state.get("finished"):
         return None  # that run ended and saved its model; nothing to go on with
+    missing = [name for name in FIELDS if name not in state]
+    if missing or not isinstance(state.get("rng"), dict) or not isinstance(state.get("model"), dict):
+        log.warning("train: ignoring the incomplete checkpoint %s (no %s); training from the start", path,
+                    ", ".join(missing) or "usable rng or model state")
+        return None
     return state
 
 
