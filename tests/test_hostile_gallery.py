@@ -55,7 +55,11 @@ def built(tmp_path_factory) -> dict:
     for k in range(12):
         _image(root / "gallery" / f"g{k:02d}.png", k, (48, 40 + k))
     build_index(root / "gallery", root / "index", model_dir)
-    return {"root": root, "model": model_dir, "gallery": root / "gallery", "index": root / "index"}
+    return {"root": root, "model": model_dir, "gallery": root / "gallery", "index": root / "index", "as_built": _tree(root)}
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _copy_index(built, tmp_path) -> Path:
@@ -304,3 +308,11 @@ def test_a_damaged_gallery_image_has_no_thumbnail_but_never_a_500(built, server)
     assert _request(server, "GET", "/gallery/11")[0] == 200
     assert _request(server, "GET", "/gallery/-1")[0] == 404
     urllib.request.urlopen(f"http://127.0.0.1:{server}/health", timeout=10).close()
+
+
+def test_serving_and_searching_write_nothing_to_the_gallery_or_the_index(built, server):
+    """Every search, bad upload and thumbnail above went through the server and the CLI: the gallery, the index and
+    the model are byte for byte as they were built."""
+    body, ctype = _multipart("g00.png", (built["gallery"] / "g00.png").read_bytes())
+    assert _request(server, "POST", "/search", body, {"Content-Type": ctype})[0] == 200
+    assert _tree(built["root"]) == built["as_built"]
