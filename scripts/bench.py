@@ -76,7 +76,7 @@ def bench_embed(files: list[Path], crops: list[Path], backbone: str, batch_size:
         spec = torch_model.spec
         tf = eval_transform(spec)
         tensors = model_input(spec)(torch.stack([tf(load_rgb(f)) for f in files]))
-        installed = [r for r in runtimes.FASTEST_FIRST if runtimes.RUNTIMES.get(r)[0]()]
+        installed = [r for r in runtimes.FASTEST_FIRST if runtimes.RUNTIMES.get(r).installed()]
         if "onnxruntime" in installed:  # the export stage's int8 model and its check, as auto precision reads them
             check = quantize_onnx(folder / runtimes.ONNX_FILE, folder / runtimes.INT8_FILE, tensors[:128].numpy(), tensors[-64:].numpy())
             write_json(folder / runtimes.INT8_CHECK, check)

@@ -10,7 +10,7 @@ import typer
 
 from styleid.artifacts import ALIGNED_INDEX, DOMAINS, MANIFEST, METRICS, MODEL_DIR, SPLITS, load_split
 from styleid.data.domains import apply_domains
-from styleid.distributed import ddp
+from styleid.training import ddp
 from styleid.fileio import read_json, write_json
 from styleid.images import median_side
 from styleid.models.backbones import check_name

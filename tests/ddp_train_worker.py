@@ -9,7 +9,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from styleid.distributed import ddp
+from styleid.training import ddp
 from styleid.params import params_from_dict
 from styleid.training.loop import TrainSet, train
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from styleid.distributed import ddp
+from styleid.training import ddp
 from styleid.errors import ParamsError, StyleidError
 from styleid.params import params_from_dict
 from styleid.training.process_group import ProcessGroup
@@ -104,7 +104,7 @@ def test_a_failing_process_is_reported_in_one_line_without_tracebacks(tmp_path):
     worker.write_text("import os\nfrom styleid.errors import StyleidError\nfrom styleid.runner import stage\n\n"
                       "@stage\ndef work_stage():\n    if os.environ['RANK'] == '1':\n        raise StyleidError('rank 1 could not read its images')\n\n"
                       "work_stage()\n")
-    launcher = ("from styleid.distributed import ddp\nfrom styleid.runner import stage\n\n"
+    launcher = ("from styleid.training import ddp\nfrom styleid.runner import stage\n\n"
                 f"@stage\ndef train_stage():\n    ddp.launch(2, {str(worker)!r}, [])\n\ntrain_stage()\n")
     env = {**os.environ, "STYLEID_DEVICE": "cpu"}
     env.pop("STYLEID_DEBUG", None)

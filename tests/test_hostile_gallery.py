@@ -316,3 +316,14 @@ def test_serving_and_searching_write_nothing_to_the_gallery_or_the_index(built, 
     body, ctype = _multipart("g00.png", (built["gallery"] / "g00.png").read_bytes())
     assert _request(server, "POST", "/search", body, {"Content-Type": ctype})[0] == 200
     assert _tree(built["root"]) == built["as_built"]
+
+
+def test_another_models_onnx_in_an_index_without_checksums_is_one_line_naming_it(built, tmp_path):
+    index = _copy_index(built, tmp_path)
+    (index / ownership.MARKER).unlink()  # made before markers: nothing to compare the file with but model.json
+    shutil.copy(_model(tmp_path / "other", embed_dim=8, seed=1) / "model.onnx", index / "model" / "model.onnx")
+    out = CliRunner().invoke(app, ["search", str(built["gallery"] / "g00.png"), "--index", str(index)])
+    assert out.exit_code == 1 and "model.onnx: takes" in out.output and "come from different models" in out.output, out.output
+    (index / "model" / "model.onnx").write_bytes(b"not onnx at all")
+    out = CliRunner().invoke(app, ["search", str(built["gallery"] / "g00.png"), "--index", str(index)])
+    assert out.exit_code == 1 and "not an ONNX model onnxruntime can load" in out.output and "unexpected" not in out.output

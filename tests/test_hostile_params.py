@@ -142,3 +142,18 @@ def test_a_checkpoint_with_fields_missing_is_ignored_with_one_line_and_training_
     assert checkpoint.load(path, "k") is not None  # whole: resumed
     torch.save({"key": "k", "model": 3}, path)  # the right key, nothing else of use
     assert checkpoint.load(path, "k") is None
+
+
+def test_a_checkpoint_whose_tensors_do_not_fit_changes_nothing_and_training_starts_afresh(caplog):
+    from types import SimpleNamespace
+
+    model, other = torch.nn.Linear(4, 2), torch.nn.Linear(5, 2)
+    loss = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    saved = {"model": other.state_dict(), "loss": loss.state_dict(), "optimizer": optimizer.state_dict()}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    run, best = SimpleNamespace(epoch=0), SimpleNamespace(best_epoch=0)
+    with caplog.at_level(logging.WARNING):
+        assert not checkpoint.resume(saved, run, best, model, loss, optimizer, None, None, None)
+    assert "do not fit this model" in caplog.text and run.epoch == 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

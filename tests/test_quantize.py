@@ -67,7 +67,7 @@ def test_int8_on_torch_or_ray_or_without_its_file_is_one_line(quantized, tmp_pat
     with pytest.raises(StyleidError, match="not torch"):
         _embed(folder, images, "int8", runtime="torch")
     with pytest.raises(ParamsError, match="embed.precision: fp32"):
-        from styleid.distributed.ray_embed import RayEngine
+        from styleid.inference.ray_engine import RayEngine
 
         RayEngine(folder, EmbedParams(engine="ray", precision="int8"))
     for name in ("model.json", "model.safetensors", runtimes.ONNX_FILE):

@@ -24,7 +24,7 @@ def model_dir(tmp_path_factory):
 
 def test_ray_engine_matches_the_local_engine(model_dir, synthetic_root):
     need_ray()
-    from styleid.distributed.ray_embed import RayEngine
+    from styleid.inference.ray_engine import RayEngine
 
     paths = sorted(synthetic_root.rglob("*.png"))
     assert len(paths) == 48
@@ -46,7 +46,7 @@ def test_ray_engine_matches_the_local_engine(model_dir, synthetic_root):
 
 def test_actor_counts_and_impossible_asks():
     need_ray()
-    from styleid.distributed.ray_embed import actor_count
+    from styleid.inference.ray_engine import actor_count
 
     assert actor_count(EmbedParams(), cpus=16, gpus=0) == 16
     assert actor_count(EmbedParams(ray_cpus_per_actor=4), cpus=16, gpus=0) == 4
@@ -60,7 +60,7 @@ def test_actor_counts_and_impossible_asks():
 
 def test_an_unreachable_cluster_is_a_one_line_error(model_dir):
     need_ray()
-    from styleid.distributed.ray_embed import RayEngine
+    from styleid.inference.ray_engine import RayEngine
 
     with pytest.raises(StyleidError, match="embed.ray_address: cannot reach a Ray cluster at '127.0.0.1:1'"):
         with RayEngine(model_dir, EmbedParams(engine="ray", ray_address="127.0.0.1:1")):
@@ -74,7 +74,7 @@ def test_an_unreadable_image_fails_the_ray_job_in_one_line_naming_it(model_dir, 
     need_ray()
     from PIL import Image
 
-    from styleid.distributed.ray_embed import RayEngine
+    from styleid.inference.ray_engine import RayEngine
 
     Image.new("RGB", (40, 40)).save(tmp_path / "fine.png")
     (tmp_path / "broken.png").write_bytes(b"not an image")

@@ -35,7 +35,7 @@ def test_every_stage_depends_on_every_module_it_imports():
 
 def test_import_closure_follows_lazy_and_transitive_imports():
     closure = {p.relative_to(REPO).as_posix() for p in check_record.import_closure(REPO / "stages" / "embed.py", REPO / "src")}
-    assert "src/styleid/distributed/ray_embed.py" in closure  # imported inside a function, only for engine: ray
+    assert "src/styleid/inference/ray_engine.py" in closure  # imported inside a function, only for engine: ray
     assert "src/styleid/models/facenet.py" in closure  # via inference/engines.py -> models/embedder.py -> backbones.py: transitive
     assert "src/styleid/params/loader.py" in closure and "src/styleid/errors.py" in closure
     assert not any(p.startswith("src/styleid/training/") for p in closure)  # embedding never imports training

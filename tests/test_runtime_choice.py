@@ -91,7 +91,7 @@ def exported(tmp_path_factory):
 def test_auto_embeds_with_the_runtime_measured_faster_and_only_on_cpus(exported, monkeypatch, slower):
     """A second ONNX runtime (here onnxruntime again under openvino's name, so the test needs no OpenVINO) slowed down
     on purpose: auto runs the other, and a named runtime or a GPU is never measured."""
-    load_ort = runtimes.RUNTIMES.get("onnxruntime")[1]
+    load_ort = runtimes.RUNTIMES.get("onnxruntime").load
 
     def loader(name):
         def load(model_dir, device, precision):
@@ -103,7 +103,7 @@ def test_auto_embeds_with_the_runtime_measured_faster_and_only_on_cpus(exported,
         return load
 
     for name in ("onnxruntime", "openvino"):
-        monkeypatch.setitem(runtimes.RUNTIMES._items, name, (lambda: True, loader(name)))
+        monkeypatch.setitem(runtimes.RUNTIMES._items, name, runtimes.Runtime(lambda: True, loader(name)))
     cpu = torch.device("cpu")
     chosen = runtimes.load_runtime("auto", exported, cpu)
     assert chosen.name == ({"onnxruntime", "openvino"} - {slower}).pop()

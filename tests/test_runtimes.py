@@ -48,7 +48,7 @@ def test_export_equals_torch(exported):
     assert error < MAX_EXPORT_ERROR
 
 
-@pytest.mark.parametrize("runtime", [r for r in ("onnxruntime", "openvino") if runtimes.RUNTIMES.get(r)[0]()])
+@pytest.mark.parametrize("runtime", [r for r in ("onnxruntime", "openvino") if runtimes.RUNTIMES.get(r).installed()])
 def test_each_installed_runtime_embeds_what_torch_embeds_and_retrieves_the_same(exported, runtime):
     folder, _, images = exported
     torch_rows, other = _embed(folder, images, "torch"), _embed(folder, images, runtime)
@@ -66,7 +66,7 @@ def test_each_installed_runtime_embeds_what_torch_embeds_and_retrieves_the_same(
 def test_auto_picks_an_installed_runtime_and_falls_back_to_torch_with_one_line(monkeypatch, caplog):
     assert runtimes.resolve("auto") == "onnxruntime"  # installed with styleid, and the fastest measured
     for name in ("onnxruntime", "openvino"):
-        monkeypatch.setitem(runtimes.RUNTIMES._items, name, (lambda: False, runtimes.RUNTIMES.get(name)[1]))
+        monkeypatch.setitem(runtimes.RUNTIMES._items, name, runtimes.Runtime(lambda: False, runtimes.RUNTIMES.get(name).load))
     with caplog.at_level(logging.INFO, logger="styleid.inference.runtimes"):
         assert runtimes.resolve("auto") == "torch"
         assert runtimes.resolve("openvino") == "torch"

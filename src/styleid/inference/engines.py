@@ -1,7 +1,7 @@
 """Embedding engines, picked by name (embed.engine): each turns image paths into embedding blocks, in order.
 
 `local` runs the model in this process (torch); `ray` spreads decoding and the model over a Ray cluster
-(distributed/ray_embed.py). An engine is a context manager: it loads the model on enter, frees on exit.
+(inference/ray_engine.py). An engine is a context manager: it loads the model on enter, frees on exit.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class LocalEngine:
 
 @ENGINES.register("ray")
 def _ray_engine(model_dir: Path, params: EmbedParams) -> Engine:
-    from styleid.distributed.ray_embed import RayEngine  # Ray is an optional extra: imported only when chosen
+    from styleid.inference.ray_engine import RayEngine  # Ray is an optional extra: imported only when chosen
 
     return RayEngine(model_dir, params)
 

@@ -13,7 +13,9 @@ import importlib.util
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,7 +31,15 @@ INT8_CHECK = "model.int8.json"  # the int8 model's agreement with fp32 on valida
 ONNX_FILES = {"fp32": ONNX_FILE, "int8": INT8_FILE}
 GOOD_INT8_COSINE = 0.98  # precision auto takes int8 only when its embeddings keep at least this mean cosine to fp32's
 FASTEST_FIRST = ("onnxruntime", "openvino", "torch")  # the usual order; auto measures the two ONNX runtimes where both are installed
-RUNTIMES: Registry = Registry("runtime")  # name -> (installed() -> bool, load(model_dir, device, precision) -> callable)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    installed: Callable[[], bool]  # whether its package is importable here
+    load: Callable[..., object]  # (model_dir, device, precision) -> the model, called on a batch of images
+
+
+RUNTIMES: Registry[Runtime] = Registry("runtime")  # embed.runtime chooses
 
 
 class OnnxModel:
@@ -81,9 +91,24 @@ def _load_onnxruntime(model_dir: Path, device: torch.device, precision: str) -> 
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep: the decoding thread gets the core
     available = ort.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider",) if device.type == "cuda" and p in available] + ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(_onnx_path(model_dir, precision)), options, providers=providers)
+    path = _onnx_path(model_dir, precision)
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime's own error types: a damaged or foreign file
+        raise StyleidError(f"{path}: not an ONNX model onnxruntime can load ({type(exc).__name__}); export the model again") from None
+    spec = load_spec(Path(model_dir))
+    check_shapes(path, spec, session.get_inputs()[0].shape, session.get_outputs()[0].shape)
     name = session.get_inputs()[0].name
-    return OnnxModel(lambda x: session.run(None, {name: x})[0], load_spec(Path(model_dir)), "onnxruntime")
+    return OnnxModel(lambda x: session.run(None, {name: x})[0], spec, "onnxruntime")
+
+
+def check_shapes(path: Path, spec, inputs: list, outputs: list) -> None:
+    """The ONNX file takes the images model.json describes and gives its embedding size: one line naming the file when the
+    two come from different models (a size ONNX leaves open, such as the batch, is not checked)."""
+    fixed = lambda dim, want: not isinstance(dim, int) or dim == want  # noqa: E731
+    if len(inputs) != 4 or not fixed(inputs[2], spec.input_size) or not fixed(inputs[3], spec.input_size) or not fixed(outputs[-1], spec.out_dim):
+        raise StyleidError(f"{path}: takes {inputs} and gives {outputs}, but model.json describes {spec.input_size}x{spec.input_size} "
+                           f"images and {spec.out_dim}-d embeddings: the two files come from different models; export the model again")
 
 
 def _load_openvino(model_dir: Path, device: torch.device, precision: str) -> OnnxModel:
@@ -98,19 +123,19 @@ def _load_openvino(model_dir: Path, device: torch.device, precision: str) -> Onn
     return OnnxModel(lambda x: request.infer({0: x})[compiled.output(0)].copy(), load_spec(Path(model_dir)), "openvino")
 
 
-RUNTIMES.register("torch")((lambda: True, _load_torch))
-RUNTIMES.register("onnxruntime")((lambda: importlib.util.find_spec("onnxruntime") is not None, _load_onnxruntime))
-RUNTIMES.register("openvino")((lambda: importlib.util.find_spec("openvino") is not None, _load_openvino))
+RUNTIMES.register("torch")(Runtime(lambda: True, _load_torch))
+RUNTIMES.register("onnxruntime")(Runtime(lambda: importlib.util.find_spec("onnxruntime") is not None, _load_onnxruntime))
+RUNTIMES.register("openvino")(Runtime(lambda: importlib.util.find_spec("openvino") is not None, _load_openvino))
 
 
 def resolve(name: str) -> str:
     """auto -> the fastest installed runtime; a named one that is not installed falls back to torch, said once."""
     if name == "auto":
-        chosen = next(r for r in FASTEST_FIRST if RUNTIMES.get(r)[0]())
+        chosen = next(r for r in FASTEST_FIRST if RUNTIMES.get(r).installed())
         if chosen == "torch":
             log.info("embed.runtime auto: neither onnxruntime nor openvino is installed; using torch (pip install onnxruntime for about 1.8x)")
         return chosen
-    if not RUNTIMES.get(name)[0]():
+    if not RUNTIMES.get(name).installed():
         log.warning("embed.runtime: %s is not installed (pip install 'styleid[%s]'); using torch", name, name)
         return "torch"
     return name
@@ -136,20 +161,20 @@ def load_runtime(name: str, model_dir: Path, device: torch.device, precision: st
     installed runs the one measured faster here (remembered per machine and model shape: runtime_choice.fastest)."""
     runtime = resolve(name)
     resolved = resolve_precision(precision, runtime, model_dir)
-    onnx = [r for r in FASTEST_FIRST if r != "torch" and RUNTIMES.get(r)[0]()] if name == "auto" and device.type == "cpu" else []
+    onnx = [r for r in FASTEST_FIRST if r != "torch" and RUNTIMES.get(r).installed()] if name == "auto" and device.type == "cpu" else []
     if len(onnx) < 2:
-        return RUNTIMES.get(runtime)[1](model_dir, device, resolved)
+        return RUNTIMES.get(runtime).load(model_dir, device, resolved)
     from styleid.inference.runtime_choice import fastest
     from styleid.models.embedder import load_spec
 
     loaded: dict[str, OnnxModel] = {}
 
     def load(candidate: str):
-        loaded[candidate] = RUNTIMES.get(candidate)[1](model_dir, device, resolved)
+        loaded[candidate] = RUNTIMES.get(candidate).load(model_dir, device, resolved)
         return loaded[candidate]._run
 
     spec = load_spec(Path(model_dir))
     shape = {"backbone": spec.backbone, "input_size": spec.input_size, "feature_dim": spec.feature_dim, "embed_dim": spec.embed_dim,
              "pooling": spec.pooling}
     chosen = fastest(onnx, load, shape, resolved, _threads())
-    return loaded.get(chosen) or RUNTIMES.get(chosen)[1](model_dir, device, resolved)
+    return loaded.get(chosen) or RUNTIMES.get(chosen).load(model_dir, device, resolved)

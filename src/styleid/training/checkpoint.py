@@ -7,6 +7,7 @@ torch.load(weights_only=True): tensors, numbers, strings and containers only, ne
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from pathlib import Path
@@ -18,7 +19,7 @@ from styleid.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
-# what the training loop's state holds (loop._state): a checkpoint under the right key without one of these cannot be
+# what the training loop's state holds (state below): a checkpoint under the right key without one of these cannot be
 # resumed, and is ignored as an unreadable one is
 FIELDS = ("epoch", "stopped", "model", "loss", "optimizer", "scheduler", "rng", "sampler_epoch", "history", "best_value",
           "best_state", "best_epoch", "bad_epochs", "seen", "step", "step_seconds", "seconds")
@@ -91,6 +92,43 @@ def load(path: Path, key: str) -> dict | None:
                     ", ".join(missing) or "usable rng or model state")
         return None
     return state
+
+
+def state(key: str, run, best, model, loss_fn, optimizer, scheduler, gen, sampler, seconds: float) -> dict:
+    """Everything the loop needs to go on after this epoch: the run's progress, the selection so far, every state."""
+    return {"key": key, "epoch": run.epoch, "stopped": run.stopped, "model": model.state_dict(), "loss": loss_fn.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(gen),
+            "sampler_epoch": getattr(sampler, "epoch", 0), "history": run.history, "best_value": best.best_value,
+            "best_state": None if best.best_epoch == run.epoch else best.best_state,  # None: the model itself (saves its size on disk)
+            "best_epoch": best.best_epoch, "bad_epochs": best.bad_epochs, "seen": run.seen, "step": run.step,
+            "step_seconds": run.step_seconds, "seconds": seconds}
+
+
+def _fits(saved: dict, module) -> bool:
+    mine = module.state_dict()
+    return isinstance(saved, dict) and set(saved) == set(mine) and all(
+        getattr(saved[k], "shape", None) == v.shape for k, v in mine.items() if isinstance(v, torch.Tensor))
+
+
+def resume(state: dict, run, best, model, loss_fn, optimizer, scheduler, gen, sampler) -> bool:
+    """Put a loaded checkpoint's state back into the run; False, changing nothing, when its tensors do not fit this model,
+    loss and optimiser (then training starts afresh, and the next save replaces it)."""
+    if not (_fits(state["model"], model) and _fits(state["loss"], loss_fn)
+            and len(state["optimizer"].get("param_groups", [])) == len(optimizer.param_groups)):
+        log.warning("train: ignoring the checkpoint whose tensors do not fit this model; training from the start")
+        return False
+    model.load_state_dict(state["model"])
+    loss_fn.load_state_dict(state["loss"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    restore_rng(state["rng"], gen)
+    if sampler is not None:
+        sampler.epoch = state["sampler_epoch"]
+    best.best_value, best.best_epoch, best.bad_epochs = state["best_value"], state["best_epoch"], state["bad_epochs"]
+    best.best_state = state["best_state"] if state["best_state"] is not None else copy.deepcopy(model.state_dict())
+    for name in ("epoch", "stopped", "history", "seen", "step", "step_seconds", "seconds"):
+        setattr(run, name, state[name])
+    return True
 
 
 def finish(path: Path, key: str, kept: dict | None = None) -> None:

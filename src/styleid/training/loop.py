@@ -154,8 +154,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
     best = Selection(selection_metric(t.select_by, bool(data.val_query), bool(hold)))
     run = Progress()
     resumed = checkpoints.load(checkpoint, key) if checkpoint is not None and key else None
-    if resumed is not None:
-        _resume(resumed, run, best, model, loss_fn, optimizer, scheduler, gen, sampler)
+    if resumed is not None and checkpoints.resume(resumed, run, best, model, loss_fn, optimizer, scheduler, gen, sampler):
         log.info("train: resuming after epoch %d of %d (checkpoint %s)", run.epoch, params.epochs, checkpoint)
         if log_epoch and group.main:
             for row in run.history:  # the logs of the epochs already run, as an uninterrupted run wrote them
@@ -203,8 +202,8 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         run.epoch, run.stopped = epoch, bool(t.patience and best.bad_epochs >= t.patience)
         last = run.stopped or epoch == params.epochs  # the model is saved right after: a kill before that reruns this epoch
         if checkpoint is not None and key and group.main and not last:
-            checkpoints.save(checkpoint, _state(key, run, best, model, loss_fn, optimizer, scheduler, gen, sampler,
-                                                run.seconds + time.perf_counter() - start))
+            checkpoints.save(checkpoint, checkpoints.state(key, run, best, model, loss_fn, optimizer, scheduler, gen, sampler,
+                                                           run.seconds + time.perf_counter() - start))
             _stop_here_for_tests(epoch)
         if run.stopped:
             log.info("early stop: no %s improvement for %d epochs", best.metric, t.patience)
@@ -225,29 +224,6 @@ class Progress:
     step: int = 0  # optimiser steps
     step_seconds: float = 0.0
     seconds: float = 0.0  # time spent by earlier (interrupted) runs
-
-
-def _state(key, run: Progress, best: Selection, model, loss_fn, optimizer, scheduler, gen, sampler, seconds: float) -> dict:
-    return {"key": key, "epoch": run.epoch, "stopped": run.stopped, "model": model.state_dict(), "loss": loss_fn.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": checkpoints.rng_state(gen),
-            "sampler_epoch": getattr(sampler, "epoch", 0), "history": run.history, "best_value": best.best_value,
-            "best_state": None if best.best_epoch == run.epoch else best.best_state,  # None: the model itself (saves its size on disk)
-            "best_epoch": best.best_epoch, "bad_epochs": best.bad_epochs, "seen": run.seen, "step": run.step,
-            "step_seconds": run.step_seconds, "seconds": seconds}
-
-
-def _resume(state: dict, run: Progress, best: Selection, model, loss_fn, optimizer, scheduler, gen, sampler) -> None:
-    model.load_state_dict(state["model"])
-    loss_fn.load_state_dict(state["loss"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    checkpoints.restore_rng(state["rng"], gen)
-    if sampler is not None:
-        sampler.epoch = state["sampler_epoch"]
-    best.best_value, best.best_epoch, best.bad_epochs = state["best_value"], state["best_epoch"], state["bad_epochs"]
-    best.best_state = state["best_state"] if state["best_state"] is not None else copy.deepcopy(model.state_dict())
-    for name in ("epoch", "stopped", "history", "seen", "step", "step_seconds", "seconds"):
-        setattr(run, name, state[name])
 
 
 def _stop_here_for_tests(epoch: int) -> None:

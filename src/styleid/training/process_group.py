@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from styleid.distributed import ddp
+from styleid.training import ddp
 from styleid.training.samplers import rank_share, seeded_batches
 
 

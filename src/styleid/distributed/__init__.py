@@ -1,1 +1,0 @@
-"""Beyond one process: Ray Data embedding, torchrun + DDP training (pip install 'styleid[distributed]')."""
