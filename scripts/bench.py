@@ -106,7 +106,7 @@ def bench_embed(files: list[Path], crops: list[Path], backbone: str, batch_size:
         extract(stage_model, files[:batch_size], tf, batch_size, workers)  # warm-up, as the bare passes had
         contenders = [key for key in models if key[1] == chosen_precision]
         rounds: list[dict] = []
-        for _ in range(ROUNDS):  # this machine's speed drifts by 10% within minutes: interleave, then take medians
+        for _ in range(ROUNDS):  # this machine's speed drifts within minutes: interleave, then take medians
             row = {key: bare_pass(key) for key in contenders}
             for form, paths, mirror in (("jpeg", crops, flip), ("png", files, flip), ("noflip", crops, False)):
                 start = time.perf_counter()

@@ -1,7 +1,7 @@
 """Measure weight interpolation (WiSE-FT) on a finished run's *validation* people: the trained weights mixed back toward
 the pretrained ones they started from.
 
-    python scripts/probe_interpolation.py RUN_FOLDER [--alphas 0.75,0.5,0.25,0]
+    python scripts/probe_interpolation.py RUN_FOLDER [--alphas A,B,...]
 
 For each alpha the model's weights are alpha * trained + (1 - alpha) * pretrained (alpha 1: the run's model; 0: the
 backbone as `pretrained` loads it, frozen FaceNet for the default), the validation photos and renders are embedded as

@@ -37,6 +37,39 @@ def synthetic_root(tmp_path_factory) -> Path:
     return root
 
 
+def write_image(path: Path, seed: int, size: tuple[int, int] = (40, 40)) -> Path:
+    """A seeded random RGB picture (width, height) at `path` (its folders made)."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def make_exported_model(folder: Path, embed_dim: int = 16, seed: int = 0) -> Path:
+    """A small random FaceNet-style model written as `styleid export` writes one: marked, with checksums, model.onnx and
+    a card (no alignment, flip averaging, a same-person threshold of 0.9)."""
+    import torch
+
+    from styleid.fileio import atomic_dir, write_json
+    from styleid.inference.onnx_export import export_onnx
+    from styleid.models.embedder import ModelConfig, build, save
+
+    torch.manual_seed(seed)  # the same random weights every run
+    model = build(ModelConfig("facenet", "none", 96, embed_dim=embed_dim))
+    with atomic_dir(folder, "export") as tmp:
+        save(model, tmp)
+        export_onnx(model, tmp / "model.onnx")
+        write_json(tmp / "card.json", {"alignment": {"method": "none"}, "flip_tta": True, "match": {"threshold": 0.9, "false_match_rate": 0.01}})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory) -> Path:
+    return make_exported_model(tmp_path_factory.mktemp("exported") / "model")
+
+
 def need_ray() -> None:
     """Ray (the distributed extra) is optional to install but mandatory in CI, whose Makefile installs it."""
     try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import io
+import re
 import sys
+import tokenize
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,3 +81,34 @@ def test_no_package_imports_one_that_imports_it_back():
         return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})) for nxt in graph.get(start, ()))
 
     assert [room for room in graph if reaches(room, room, {room})] == []
+
+
+# The rule: comments and docstrings say what and why; a measured figure lives in metrics/ or reports/, never in code. A
+# measurement shows as a signed gain (+24.3), a percentage other than an interval's 95%, a decimal of three or more
+# digits (45.7, 0.965) or a number with a unit of speed or size (images/s, ms, MB).
+FIGURE = re.compile(r"(?<![\w.])\+\d|(?<![\w.])(?!95\s?%)\d+(?:\.\d+)?\s?%|(?<![\w.])(?:\d\.\d{2,}|\d{2,}\.\d+)(?![\w.])"
+                    r"|\d\s?(?:images/s|img/s|ms|MB|GB)\b")
+
+
+def _prose(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every comment and docstring in a Python file."""
+    source = path.read_text(encoding="utf-8")
+    found = [(tok.start[0], tok.string) for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and (doc := ast.get_docstring(node)):
+            found += [(getattr(node, "lineno", 1), line) for line in doc.splitlines()]
+    return found
+
+
+def test_no_measured_figure_in_comments_or_docstrings():
+    files = [*PACKAGE.rglob("*.py"), *(REPO / "stages").glob("*.py"), *(REPO / "scripts").glob("*.py")]
+    figures = [f"{f.relative_to(REPO)}:{line}: {text.strip()}" for f in files for line, text in _prose(f) if FIGURE.search(text)]
+    assert figures == []
+
+
+def test_the_figure_rule_catches_measurements_and_lets_definitions_through():
+    for measured in ("+24.3 after 8 epochs", "45.7 against 40.3 images/s", "in about 40% of the time", "a mean cosine of 0.965",
+                     "answers in 164 ms", "is 200 MB"):
+        assert FIGURE.search(measured), measured
+    for defined in ("the 95% interval", "600 if right at 1", "(0.3: up to 1.3 times)", "0..255 pixels", "epoch 2 of 3", "x - 1"):
+        assert not FIGURE.search(defined), defined

@@ -10,35 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import write_image
 
-from styleid.fileio import write_json
 from styleid.gallery import folder_index
 from styleid.gallery.card import calibrate
 from styleid.gallery.folder_index import build_index
-from styleid.inference.onnx_export import export_onnx
-from styleid.models.embedder import ModelConfig, build, save
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is a dependency of styleid; install the project with `make`")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _image(path: Path, seed: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("exported")
-    __import__("torch").manual_seed(0)  # the same random weights every run
-    model = build(ModelConfig("facenet", "none", 96, embed_dim=16))
-    save(model, folder)
-    export_onnx(model, folder / "model.onnx")
-    write_json(folder / "card.json", {"alignment": {"method": "none"}, "flip_tta": True,
-                                      "match": {"threshold": 0.9, "false_match_rate": 0.01}})
-    return folder
+def model_dir(exported_model) -> Path:
+    return exported_model
 
 
 def test_threshold_lets_through_the_asked_share_of_different_people():
@@ -77,7 +61,7 @@ def test_reindexing_embeds_only_new_and_changed_files_and_drops_removed_ones(mod
 
     gallery = tmp_path / "gallery"
     for k in range(4):
-        _image(gallery / f"person{k % 2}" / f"{k}.png", k)
+        write_image(gallery / f"person{k % 2}" / f"{k}.png", k)
     (gallery / "notes.png").write_bytes(b"not an image")  # skipped with its reason, never fatal
     embedded: list[int] = []
     original = PhotoEmbedder.embed
@@ -89,10 +73,10 @@ def test_reindexing_embeds_only_new_and_changed_files_and_drops_removed_ones(mod
     kept_row = np.load(tmp_path / "index" / "embeddings.npy")[[e["path"] for e in entries].index("person0/2.png")]
 
     embedded.clear()
-    _image(gallery / "person1" / "1.png", 99)  # changed content
+    write_image(gallery / "person1" / "1.png", 99)  # changed content
     os.utime(gallery / "person1" / "1.png", ns=(1, 1))
     (gallery / "person1" / "3.png").unlink()  # removed
-    _image(gallery / "person2" / "5.png", 5)  # new
+    write_image(gallery / "person2" / "5.png", 5)  # new
     report = build_index(gallery, tmp_path / "index", model_dir)
     assert (report.added, report.changed, report.removed, report.kept, sum(embedded)) == (1, 1, 1, 2, 2)
     doc = json.loads((tmp_path / "index" / "files.json").read_text())
@@ -104,7 +88,7 @@ def test_reindexing_embeds_only_new_and_changed_files_and_drops_removed_ones(mod
 
 def test_search_works_from_any_directory_with_json_and_verdicts(model_dir, tmp_path):
     gallery = tmp_path / "gallery"
-    files = [_image(gallery / f"{k}.png", k) for k in range(5)]
+    files = [write_image(gallery / f"{k}.png", k) for k in range(5)]
     build_index(gallery, tmp_path / "index", model_dir)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

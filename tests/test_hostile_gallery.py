@@ -16,44 +16,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_exported_model, write_image
 from PIL import Image
 from typer.testing import CliRunner
 
 from styleid import ownership
 from styleid.cli import app
 from styleid.errors import StyleidError
-from styleid.fileio import atomic_dir, write_json
 from styleid.gallery.folder_index import FolderIndex, build_index
 from styleid.gallery.search import search_index
-from styleid.inference.onnx_export import export_onnx
-from styleid.models.embedder import ModelConfig, build, save
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is a dependency of styleid; install the project with `make`")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _image(path: Path, seed: int, size=(40, 40)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
-    return path
-
-
-def _model(folder: Path, embed_dim: int = 16, seed: int = 0) -> Path:
-    __import__("torch").manual_seed(seed)
-    model = build(ModelConfig("facenet", "none", 96, embed_dim=embed_dim))
-    with atomic_dir(folder, "export") as tmp:  # as `styleid export` writes it: marked, with checksums
-        save(model, tmp)
-        export_onnx(model, tmp / "model.onnx")
-        write_json(tmp / "card.json", {"alignment": {"method": "none"}, "flip_tta": True, "match": {"threshold": 0.9, "false_match_rate": 0.01}})
-    return folder
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("hostile_gallery")
-    model_dir = _model(root / "model")
+    model_dir = make_exported_model(root / "model")
     for k in range(12):
-        _image(root / "gallery" / f"g{k:02d}.png", k, (48, 40 + k))
+        write_image(root / "gallery" / f"g{k:02d}.png", k, (48, 40 + k))
     build_index(root / "gallery", root / "index", model_dir)
     return {"root": root, "model": model_dir, "gallery": root / "gallery", "index": root / "index", "as_built": _tree(root)}
 
@@ -84,7 +66,7 @@ def test_a_damaged_index_is_one_line_naming_the_file(built, tmp_path, damage):
         (index / "gallery.faiss").write_bytes((index / "gallery.faiss").read_bytes()[:100])
         named = "gallery.faiss"
     elif damage == "other model's onnx":
-        shutil.copy(_model(tmp_path / "other", embed_dim=8, seed=1) / "model.onnx", index / "model" / "model.onnx")
+        shutil.copy(make_exported_model(tmp_path / "other", embed_dim=8, seed=1) / "model.onnx", index / "model" / "model.onnx")
         named = "model.onnx"
     elif damage == "files.json edited":
         doc = json.loads((index / "files.json").read_text())
@@ -141,8 +123,8 @@ def test_a_repositorys_model_is_checked_against_dvc_lock(built, tmp_path, monkey
 
 def test_names_that_are_not_utf8_are_skipped_with_their_reason_and_the_rest_indexed(built, tmp_path):
     gallery = tmp_path / "gallery"
-    _image(gallery / "fine.png", 1)
-    _image(Path(os.fsdecode(bytes(gallery) + b"/caf\xe9.png")), 2)  # Latin-1 bytes: no UTF-8 name
+    write_image(gallery / "fine.png", 1)
+    write_image(Path(os.fsdecode(bytes(gallery) + b"/caf\xe9.png")), 2)  # Latin-1 bytes: no UTF-8 name
     report = build_index(gallery, tmp_path / "idx", built["model"])
     assert report.added == 1 and len(report.skipped) == 1 and "not valid UTF-8; rename" in report.skipped[0][1]
     assert FolderIndex.load(tmp_path / "idx").paths == ["fine.png"]
@@ -156,8 +138,8 @@ def test_a_very_deep_folder_is_walked_without_a_recursion_limit(built, tmp_path)
         levels.append(levels[-1] / "d")
         levels[-1].mkdir()
     try:
-        _image(levels[-1] / "deep.png", 3)
-        _image(deep / "top.png", 4)
+        write_image(levels[-1] / "deep.png", 3)
+        write_image(deep / "top.png", 4)
         report = build_index(deep, tmp_path / "idx", built["model"])
         assert report.added == 2 and not report.skipped
     finally:  # removed a level at a time too: pytest's own clean-up of old temporary folders recurses
@@ -321,7 +303,7 @@ def test_serving_and_searching_write_nothing_to_the_gallery_or_the_index(built, 
 def test_another_models_onnx_in_an_index_without_checksums_is_one_line_naming_it(built, tmp_path):
     index = _copy_index(built, tmp_path)
     (index / ownership.MARKER).unlink()  # made before markers: nothing to compare the file with but model.json
-    shutil.copy(_model(tmp_path / "other", embed_dim=8, seed=1) / "model.onnx", index / "model" / "model.onnx")
+    shutil.copy(make_exported_model(tmp_path / "other", embed_dim=8, seed=1) / "model.onnx", index / "model" / "model.onnx")
     out = CliRunner().invoke(app, ["search", str(built["gallery"] / "g00.png"), "--index", str(index)])
     assert out.exit_code == 1 and "model.onnx: takes" in out.output and "come from different models" in out.output, out.output
     (index / "model" / "model.onnx").write_bytes(b"not onnx at all")

@@ -11,27 +11,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from conftest import write_image
 from typer.testing import CliRunner
 
 from styleid import ownership
 from styleid.cli import app
 from styleid.errors import StyleidError
-from styleid.fileio import atomic_dir, write_json
+from styleid.fileio import atomic_dir
 from styleid.gallery.folder_index import FolderIndex, build_index
-from styleid.inference.onnx_export import export_onnx
-from styleid.models.embedder import ModelConfig, build, save
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is a dependency of styleid; install the project with `make`")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _image(path: Path, seed: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
-    return path
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -39,20 +30,14 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("exported")
-    __import__("torch").manual_seed(0)
-    model = build(ModelConfig("facenet", "none", 96, embed_dim=16))
-    save(model, folder)
-    export_onnx(model, folder / "model.onnx")
-    write_json(folder / "card.json", {"alignment": {"method": "none"}, "flip_tta": True})
-    return folder
+def model_dir(exported_model) -> Path:
+    return exported_model
 
 
 @pytest.fixture()
 def pics(tmp_path) -> Path:
     for k in range(3):
-        _image(tmp_path / "pics" / f"{k}.png", k)
+        write_image(tmp_path / "pics" / f"{k}.png", k)
     return tmp_path / "pics"
 
 
@@ -158,7 +143,7 @@ def test_an_unwritable_target_is_one_line_naming_it_not_an_unexpected_error(pics
 
 def test_panel_and_comparison_files_replace_only_their_own(pics, model_dir, tmp_path):
     build_index(pics, tmp_path / "idx", model_dir)
-    photo = _image(tmp_path / "holiday.png", 7)
+    photo = write_image(tmp_path / "holiday.png", 7)
     before = photo.read_bytes()
     out = CliRunner().invoke(app, ["search", str(pics / "0.png"), "--index", str(tmp_path / "idx"), "--panel", str(photo)])
     assert out.exit_code == 1 and "is not a styleid panel" in out.output and photo.read_bytes() == before
@@ -174,8 +159,8 @@ def test_panel_and_comparison_files_replace_only_their_own(pics, model_dir, tmp_
 def test_make_competition_never_writes_over_its_source_or_foreign_files(tmp_path):
     src = tmp_path / "src"
     for person in ("a", "b", "c"):
-        _image(src / "photos" / person / "1.jpg", 1)
-        _image(src / "caricatures" / person / "1.jpg", 2)
+        write_image(src / "photos" / person / "1.jpg", 1)
+        write_image(src / "caricatures" / person / "1.jpg", 2)
     before = _tree(tmp_path)
     for out in (src, src / "copy", tmp_path):
         result = CliRunner().invoke(app, ["make-competition", str(src), str(out)])

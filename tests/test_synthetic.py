@@ -95,11 +95,12 @@ def test_written_hashes_and_sizes_are_what_fetch_would_read_back(tmp_path):
     """fetch takes a generated image's hash and size from the generator instead of decoding the file again: the two agree."""
     from styleid.data.fetch import scan_and_check
     from styleid.data.synthetic import generate_written
-    from styleid.images import check_image, file_sha1
+    from styleid.hashing import file_digest
+    from styleid.images import check_image
 
     rows = generate_written(tmp_path / "ds", seed=4, people=3, photos=2, renders=1, size=40, test_people=2, workers=2)
     for rel, _, _, sha1, width, height in rows:
-        assert (sha1, (width, height)) == (file_sha1(tmp_path / "ds" / rel), check_image(tmp_path / "ds" / rel))
+        assert (sha1, (width, height)) == (file_digest(tmp_path / "ds" / rel, "sha1"), check_image(tmp_path / "ds" / rel))
     written = {rel: (sha1, width, height) for rel, _, _, sha1, width, height in rows}
     decoded = scan_and_check(tmp_path / "ds", "auto", 0.0)
     assert scan_and_check(tmp_path / "ds", "auto", 0.0, written=written).items == decoded.items and len(decoded.items) == len(rows)

@@ -72,7 +72,7 @@ def score(recalls: dict[int, float]) -> float:
 
 
 def _per_query_score(rel: np.ndarray) -> np.ndarray:
-    """Each query's share of the score: 600 if right at 1, +300 if right within 5, +100 within 10."""
+    """Each query's share of the score: 600 if right at 1, 300 more if right within 5, 100 more within 10."""
     return sum(w * rel[:, :k].any(axis=1) for k, w in SCORE_WEIGHTS.items()).astype(float)
 
 

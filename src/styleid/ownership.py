@@ -10,7 +10,6 @@ was. A file styleid writes for a person (a panel, a comparison) replaces only a 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from styleid.errors import StyleidError
+from styleid.hashing import file_digest
 
 MARKER = ".styleid.json"
 VERSION = 1
@@ -95,19 +95,11 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_marker(folder: Path, kind: str, **extra) -> dict:
     """Mark a finished folder (before it is moved into place) as styleid's `kind`, with checksums where the kind keeps them."""
     marker: dict = {"kind": kind, "version": VERSION, **extra}
     if kind_of(kind).checksums:
-        marker["files"] = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256(p)} for p in _files(folder)}
+        marker["files"] = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_digest(p)} for p in _files(folder)}
     (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return marker
 
@@ -128,7 +120,7 @@ def verify(folder: Path, kind: str) -> dict | None:
         path = folder / rel
         if not path.is_file():
             raise StyleidError(f"{path}: missing from the {kind}; write it again with `{fix}`")
-        if path.stat().st_size != meta["size"] or sha256(path) != meta["sha256"]:
+        if path.stat().st_size != meta["size"] or file_digest(path) != meta["sha256"]:
             raise StyleidError(f"{path}: is not the file styleid wrote (damaged, truncated or replaced); write the {kind} again with `{fix}`")
     return marker
 

@@ -15,7 +15,8 @@ from styleid.data import layouts, sources, synthetic
 from styleid.data.manifest import TEST, Item
 from styleid.errors import DataError
 from styleid.fileio import atomic_dir
-from styleid.images import BadImage, check_image, file_sha1
+from styleid.hashing import file_digest
+from styleid.images import BadImage, check_image
 from styleid.params import DataParams
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _check(root: Path, entry: layouts.Entry) -> Item | tuple[str, str]:
         if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
             log.info("following link %s -> %s", rel, path.resolve())
         width, height = check_image(path)
-        return Item(rel, person, domain, subset, file_sha1(path), width, height)
+        return Item(rel, person, domain, subset, file_digest(path, "sha1"), width, height)
     except BadImage as exc:
         return rel, str(exc)
     except OSError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 from styleid.data.archives import MAX_MEMBERS, extract, is_archive_name
 from styleid.errors import DataError
 from styleid.fileio import atomic_dir, atomic_path, sweep_stale
+from styleid.hashing import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +88,8 @@ def folder_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(path: Path, expected: str, what: str) -> str:
-    actual = sha256_file(path)
+    actual = file_digest(path)
     if expected and actual.lower() != expected.lower():
         raise DataError(f"{what}: SHA-256 is {actual}, expected {expected} (data.sha256); the file is damaged or not the one meant")
     return actual

@@ -3,7 +3,7 @@
 - open:   people split disjointly into train / val / test; queries are val/test people's photos and
           the gallery their renders (one-domain data gets rendered galleries from `stylize`).
 - closed: the reference's LFW protocol: per person 50/20/30 train/val/test images, then per person
-          20% of test images are queries and 80% gallery. The same people train and test.
+          a fifth of the test images are queries and the rest gallery. The same people train and test.
 The competition layout keeps its own test set; its train people are split into train and val.
 - cross-dataset (data.test_source): every person of the training sources trains or validates; the
           test source's people are the test (photos query renders, or renders made with

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from styleid import ownership
 from styleid.errors import StyleidError
+from styleid.hashing import file_digest
 from styleid.fileio import user_cache_dir
 
 MODEL_FILES = ("model.json", "model.onnx")
@@ -76,6 +77,6 @@ def check_model(folder: Path) -> None:
                 for out in stage.get("outs") or [] if isinstance(out, dict) and "path" in out}
     for name in MODEL_FILES:
         expected = recorded.get(f"models/{name}")
-        if expected and hashlib.md5((folder / name).read_bytes()).hexdigest() != expected:
+        if expected and file_digest(folder / name, "md5") != expected:
             raise StyleidError(f"{folder / name}: is not the file `dvc repro` wrote (dvc.lock has another hash: damaged or replaced); "
                                "run `dvc checkout` or `dvc repro export` to restore it")

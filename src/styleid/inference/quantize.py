@@ -2,9 +2,9 @@
 
 QDQ format, int8 weights per channel, uint8 activations from MinMax calibration. reduce_range (7-bit
 weights) because CPUs without VNNI (AVX2 only, like the reference machine) saturate their u8 x s8
-products at full range: without it FaceNet's int8 embeddings kept a mean cosine of 0.87 to fp32's,
-with it 0.998, at the same 2x speed. OpenVINO runs the same QDQ model. Not every backbone survives int8:
-EfficientNet-Lite's depthwise convolutions keep a mean cosine near 0.9 only, so the agreement is
+products at full range: without it FaceNet's int8 embeddings drifted far from fp32's, with it they agree closely at
+the same speed (the README's Speed section has the figures). OpenVINO runs the same QDQ model. Not every backbone
+survives int8 (EfficientNet-Lite's depthwise convolutions drift), so the agreement is
 measured on validation images every time and a poor one is said, never hidden.
 """
 

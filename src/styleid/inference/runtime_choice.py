@@ -1,8 +1,7 @@
 """embed.runtime auto among several installed ONNX runtimes: the faster one on this machine, measured once, remembered.
 
-Which runtime runs an export faster depends on the CPU. `make bench` measured FaceNet at 160 px on 2 cores. On an AVX2
-machine, ONNX Runtime led: 45.7 against OpenVINO's 40.3 images/s in fp32, 88.1 against 81.1 in int8. On an AVX-512 VNNI
-one, OpenVINO led in int8: 278.9 against 259.8 (in fp32 the two were even, 72.3 and 74.5). So no fixed order is right
+Which runtime runs an export faster depends on the CPU: `make bench` found ONNX Runtime ahead on an AVX2 machine and
+OpenVINO ahead in int8 on an AVX-512 VNNI one (the README's Speed section has the figures). So no fixed order is right
 everywhere. auto times a few forward
 passes of the model's own export with each candidate, takes the fastest, and keeps the answer in the user's cache. The
 key is the CPU, the thread count, the runtimes' versions, the model's shape and the precision. The same machine then

@@ -93,7 +93,7 @@ class AugmentParams(_Section):
     edges: float = 0.05  # probability of turning a photo into an edge drawing
     posterize: float = 0.1  # probability of posterizing to 3 bits
     exaggerate: float = 0.0  # probability of a caricature warp of a training photo (face regions magnified or shrunk)
-    exaggerate_strength: float = 0.3  # the warp's largest magnification per region (0.3: up to about 30 %)
+    exaggerate_strength: float = 0.3  # the warp's largest magnification per region (0.3: up to 1.3 times)
 
     def __post_init__(self) -> None:
         _check(0.05 <= self.crop_scale <= 1.0, "augment.crop_scale", "must be in [0.05, 1]")
@@ -105,7 +105,7 @@ class AugmentParams(_Section):
 @dataclass(frozen=True)
 class SelfTrainParams(_Section):
     use: Literal["auto", "always", "never"] = "auto"  # auto: only when the same procedure on the validation people gains beyond their noise (their mAP where their score cannot move)
-    epochs: int = 32  # epochs of fine-tuning on the pseudo-people, per round (ourcar's validation people: +24.3 after 8, +44.2 after 16, +52.5 after 32)
+    epochs: int = 32  # epochs of fine-tuning on the pseudo-people, per round (chosen on validation people: README, self-training)
     rounds: int = 1  # cluster then fine-tune, repeated: each round re-clusters with the model the round before left
     lr: float = 1e-4  # learning rate of that fine-tuning (otherwise the training recipe: loss, batches, augmentation)
     eps: float = 0.6  # DBSCAN radius on the k-reciprocal Jaccard distance (a pseudo-person's images lie closer than this)

@@ -15,7 +15,7 @@ from styleid.search import index as faiss_index
 from styleid.search.rerank import RerankSettings, rerank_head
 
 
-QUERY_BLOCK = 1024  # queries re-ranked together by a per-query re-ranker (aqe): 1024 x 100 candidates x 512-d is 200 MB
+QUERY_BLOCK = 1024  # queries re-ranked together by a per-query re-ranker (aqe): a block's candidates' vectors stay in memory at once
 JOINT_RERANKERS = ("kreciprocal",)  # need every query and gallery vector at once (neighbourhoods among them all)
 
 
