@@ -1,7 +1,9 @@
 """Benchmarks: styleid's stages against what the hardware allows. Writes metrics/bench.json and prints one table.
 
-    python scripts/bench.py [--vectors 200000] [--queries 10000] [--dim 512] [--images 768] [--only embed,growth]
+    python scripts/bench.py [--vectors 200000] [--queries 10000] [--dim 512] [--images 768] [--only embed,growth,cluster]
 
+- cluster_100k_seconds, cluster_100k_peak_gb: the self_train stage's pseudo-identity clustering (sparse k-reciprocal
+  Jaccard, then DBSCAN) of 100,000 synthetic embeddings, in a process of its own (scripts/bench_cluster.py).
 - embed_vs_best_runtime: the embed path (decode + transform, batched, the runtime and precision that
   embed.runtime and embed.precision auto pick; batch size and workers from params.yaml) in images/s, over
   the fastest bare runtime's forward pass at that precision (torch eager, ONNX Runtime, OpenVINO: each
@@ -195,6 +197,15 @@ def bench_growth(sizes: list[int], queries: int, dim: int, rerank: str = "krecip
     return {"growth": rows, "growth_exponent": growth}
 
 
+def bench_cluster(size: int, dim: int) -> dict:
+    """scripts/bench_cluster.py: the self_train stage's clustering of `size` synthetic embeddings, in a process of its own."""
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_cluster.py"), "--size", str(size), "--dim", str(dim)],
+                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    tag = f"{size // 1000}k" if size % 1000 == 0 else str(size)
+    return {f"cluster_{tag}_seconds": row["seconds"], f"cluster_{tag}_peak_gb": row["peak_gb"], f"cluster_{tag}_found_people": row["pseudo_people"]}
+
+
 def copy_pipeline(dest: Path) -> None:
     """The tracked pipeline files (code, dvc.yaml, params) into `dest`, without data or results."""
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
@@ -286,9 +297,10 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
          default_repro: bool = typer.Option(True, help="time the default `dvc repro` from nothing (about 5 minutes)"),
          growth_sizes: str = typer.Option("10000,100000,1000000", help="gallery sizes for the growth table"),
          growth_queries: int = typer.Option(10_000, help="queries at every gallery size"),
-         only: str = typer.Option("", help="measure only these parts (embed,train,noop,default,growth,faiss) and update them in --out"),
+         cluster_size: int = typer.Option(100_000, help="embeddings the self_train clustering is timed on"),
+         only: str = typer.Option("", help="measure only these parts (embed,train,noop,default,growth,faiss,cluster) and update them in --out"),
          out: Path = typer.Option(REPO / "metrics" / "bench.json")) -> None:
-    parts = set(only.split(",")) if only else {"embed", "train", "noop", "default", "growth", "faiss"}
+    parts = set(only.split(",")) if only else {"embed", "train", "noop", "default", "growth", "faiss", "cluster"}
     if not default_repro:
         parts.discard("default")
     torch.manual_seed(0)
@@ -316,11 +328,19 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
         result.update(bench_default_repro())
     if "growth" in parts:
         result.update(bench_growth([int(n) for n in growth_sizes.split(",")], growth_queries, dim))
+    if "cluster" in parts:
+        result.update(bench_cluster(cluster_size, dim))
     if "faiss" in parts:
         result["faiss"] = {"vectors": vectors, "queries": queries, "dim": dim, **bench_faiss(vectors, queries, dim, FACTORIES)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print("| measure | value | goal |\n|---|---|---|")
+    for key in sorted(k for k in result if k.startswith("cluster_") and k.endswith("_seconds")):
+        tag = key.removeprefix("cluster_").removesuffix("_seconds")
+        print(f"| self_train clustering of {tag} embeddings: seconds, peak GB | {result[key]}, {result[f'cluster_{tag}_peak_gb']} | peak <= 4 GB |")
+    if "runtime_images_per_s" not in result:
+        print(f"\nwritten: {out}")
+        return
     runtimes_seen = ", ".join(f"{k} {v}" for k, v in result["runtime_images_per_s"].items())
     print(f"| embed_vs_best_runtime, align's JPEG crops (embed via {result['embed_runtime']} {result['embed_images_per_s']} img/s; bare: {runtimes_seen}) | "
           f"{result['embed_vs_best_runtime']} | >= 0.9 |")

@@ -26,7 +26,6 @@ from styleid.models.embedder import load, save
 from styleid.params import load_params
 from styleid.runner import stage
 from styleid.search.adapt import resolve
-from styleid.search.rerank import KRECIPROCAL_MAX
 from styleid.training import checkpoint as checkpoints
 from styleid.training.self_training import Resume, adapt_rounds, embed_pair, keeps, pseudo_people, validation_gain
 
@@ -55,8 +54,6 @@ def _self_train(params, out: Path, resume: Resume) -> dict:
     if s.use == "never":
         return {"self_train": "off (self_train.use never)"}
     split = load_split()
-    if len(split["query"]) + len(split["gallery"]) > KRECIPROCAL_MAX:
-        return {"self_train": f"skipped: clustering needs an n x n matrix, and the test has over {KRECIPROCAL_MAX} images"}
     model = load(MODEL_DIR)
     adapt = resolve(e.adapt, MODEL_DIR)
     checked = validation_gain(model, params, split, adapt, resume) if s.use == "auto" else {}

@@ -45,7 +45,9 @@ def test_pseudo_people_are_the_clusters_that_hold_both_domains():
     assert np.all(pseudo.query[photo_only] == -1)  # photo-only people teach nothing across domains: left out
     assert np.all(pseudo.query[~photo_only] >= 0) and np.all(pseudo.gallery >= 0)
     assert purity(np.concatenate([pseudo.query, pseudo.gallery]), q_people + g_people) == 1.0
-    assert pseudo.summary() == {"pseudo_people": 6, "pseudo_queries": 24, "pseudo_gallery": 18}
+    summary = pseudo.summary()
+    assert summary.pop("pseudo_cluster_seconds") >= 0
+    assert summary == {"pseudo_people": 6, "pseudo_queries": 24, "pseudo_gallery": 18, "pseudo_clustered_images": 54}
     # each pseudo-person is one true person, on both sides
     for c in range(6):
         assert len({p for p, k in zip(q_people + g_people, np.concatenate([pseudo.query, pseudo.gallery])) if k == c}) == 1
@@ -163,7 +165,8 @@ def test_each_round_reclusters_with_the_model_the_round_before_left(synthetic_ro
     result = adapt_rounds(model, params_from_dict(raw), queries, gallery, "center")
     assert result.rounds == 3 and result.seconds == 3.0 and result.first.people == 3 and result.last.people == 4
     assert result.summary() == {"self_train_rounds": 3, "last_round_pseudo_people": 4, "last_round_pseudo_queries": len(queries),
-                                "last_round_pseudo_gallery": len(gallery)}
+                                "last_round_pseudo_gallery": len(gallery), "last_round_pseudo_clustered_images": len(queries) + len(gallery),
+                                "last_round_pseudo_cluster_seconds": 0.0}
     assert clustered_with[0] is model and trained_from[0] is model  # round 1: the given model clusters and is fine-tuned
     assert clustered_with[1] is trained_from[1] is not model and clustered_with[2] is trained_from[2] is not clustered_with[1]
     assert result.model is not trained_from[2]  # what the last round left
