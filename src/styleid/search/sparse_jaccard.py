@@ -13,6 +13,7 @@ import numpy as np
 from scipy import sparse
 
 BLOCK_ROWS = 1024  # rows whose Jaccard distances are summed at once: bounds the pairs held in memory
+PAIR_BLOCK = 1 << 16  # pairs whose two vectors are gathered at once (2 x 65,536 x dim floats)
 MIN_STORED = 1e-9  # a Jaccard distance of 0 as stored (a sparse matrix has no explicit zeros)
 
 
@@ -54,8 +55,8 @@ def encoding(feats: np.ndarray, k1: int, k2: int) -> sparse.csr_matrix:
     chosen = sparse.csr_matrix((np.ones(taken.sum(), np.float32), (rows[taken], cols[taken])), shape=(n, n))
     expanded = ((recip + chosen @ half) > 0).tocoo()
     dist = np.empty(expanded.nnz, np.float32)
-    for lo in range(0, expanded.nnz, 1 << 20):  # 2 - 2 cos for each kept pair, a million at a time
-        r, c = expanded.row[lo : lo + (1 << 20)], expanded.col[lo : lo + (1 << 20)]
+    for lo in range(0, expanded.nnz, PAIR_BLOCK):  # 2 - 2 cos for each kept pair, a block at a time
+        r, c = expanded.row[lo : lo + PAIR_BLOCK], expanded.col[lo : lo + PAIR_BLOCK]
         dist[lo : lo + len(r)] = np.maximum(2.0 - 2.0 * np.einsum("ij,ij->i", feats[r], feats[c]), 0.0)
     weights = sparse.csr_matrix((np.exp(-dist), (expanded.row, expanded.col)), shape=(n, n))
     weights = sparse.diags(1.0 / np.asarray(weights.sum(axis=1)).ravel()) @ weights
