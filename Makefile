@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-v5
 LOCK := requirements.lock
 
-.PHONY: repro seeds test bench bench-distributed compare-backbones ablations venv lock check-record clean-venv
+.PHONY: repro seeds test bench bench-distributed compare-backbones ablations venv lock check-record clean-venv record report
 
 venv: $(STAMP)
 
@@ -48,6 +48,22 @@ seeds: $(STAMP)
 
 test: $(STAMP)
 	source $(BIN)/activate && ruff check --quiet . && python -m pytest
+
+# A results row as a record: run it (dvc exp run ARGS, or dvc repro without ARGS), then write reports/runs/NAME.json.
+# make record NAME=ourcar-default DATA="ourcar photo -> caricature (open)" ARGS="-S data.source=..." [RECIPE=...] [RECORD_ARGS="--readme --order 20"]
+NAME ?=
+DATA ?=
+RECIPE ?= default
+ARGS ?=
+RECORD_ARGS ?=
+record: $(STAMP)
+	test -n "$(NAME)" && test -n "$(DATA)" || { echo "make record needs NAME=... and DATA=..."; exit 2; }
+	source $(BIN)/activate && { if [ -n "$(ARGS)" ]; then dvc exp run $(ARGS); else dvc repro; fi; } && \
+	python scripts/record.py "$(NAME)" --data "$(DATA)" --recipe "$(RECIPE)" --args "$(ARGS)" $(RECORD_ARGS)
+
+# reports/results.md and the README's results table, made from reports/runs/*.json
+report: $(STAMP)
+	source $(BIN)/activate && python scripts/report.py
 
 # Speed against the hardware: embed vs bare forward, train vs bare forward+backward, no-op repro, FAISS
 # index types (200k x 512 random unit vectors; BENCH_ARGS="--vectors 2000000" to scale up).
