@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from styleid.artifacts import DOMAINS, METRICS, SOURCE, load_split
+from styleid.artifacts import CACHE, DOMAINS, METRICS, SOURCE, load_split
 from styleid.data import domains
 from styleid.errors import DataError
 from styleid.fileio import read_json, write_json
+from styleid.hashing import file_digest
 from styleid.images import median_side
 from styleid.params import load_params
 from styleid.runner import stage
@@ -37,9 +38,12 @@ def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--param
         _write({}, {"domains_inferred": 0}, f"nothing to infer ({why})")
         return
     from styleid import devices  # torch, timm: only when there is something to infer (a few seconds to import)
+    from styleid.inference import transforms
     from styleid.inference.embed import extract
+    from styleid.inference.feature_cache import FeatureCache, model_key
     from styleid.inference.transforms import eval_input_transform
     from styleid.models.embedder import build, model_config
+    from styleid.models import style_stats
     from styleid.models.style_stats import StyleStatistics
 
     rng = np.random.default_rng([params.seed, 51])
@@ -51,8 +55,11 @@ def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--param
     model = build(model_config(params, embed_dim=0), median_side([e["image"] for e in split["train"]])).to(devices.best()).eval()
     transform = eval_input_transform(model.spec)  # a bare backbone: float input per image
     style = StyleStatistics(model.backbone).eval()
-    embed = lambda paths: extract(style, [Path(p) for p in paths], transform, params.embed.batch_size, params.embed.num_workers,  # noqa: E731
-                                  desc="domains: style statistics")
+    compute = lambda paths: extract(style, paths, transform, params.embed.batch_size, params.embed.num_workers,  # noqa: E731
+                                    desc="domains: style statistics")
+    code = [file_digest(Path(m.__file__)) for m in (transforms, style_stats)]  # the input pipeline and the statistics
+    cache = FeatureCache(CACHE / "features", model_key(style, "style statistics", model.spec, *code))  # the same images, the same model: read back
+    embed = lambda paths: cache.rows([Path(p) for p in paths], compute)  # noqa: E731
     result = domains.label_domains(embed([p for p, _ in fit]), np.array([y for _, y in fit]), embed([e["image"] for e in unknown]),
                                    d.min_confidence, params.seed)
     predicted = {e["file"]: (label, float(p)) for e, label, p in zip(unknown, result.labels, result.p_photo)}
@@ -73,7 +80,8 @@ def domains_stage(params_file: Path = typer.Option(Path("params.yaml"), "--param
     truth_note = f", accuracy on known domains {summary['domains_truth_accuracy']:.3f}" if "domains_truth_accuracy" in summary else ""
     _write(labels, summary, f"{len(unknown)} unmarked training images: {counts['photo']} photos, {counts['render']} renders, "
                             f"{counts['unknown']} unsure (below {d.min_confidence}); cross-validated accuracy on the test images "
-                            f"{result.cv_accuracy:.3f}{truth_note}; {summary['domains_seconds']:.1f}s")
+                            f"{result.cv_accuracy:.3f}{truth_note}; {summary['domains_seconds']:.1f}s ({cache.hits} images' style "
+                            f"statistics read back, {cache.misses} computed)")
 
 
 if __name__ == "__main__":
