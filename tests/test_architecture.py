@@ -6,6 +6,7 @@ import ast
 import io
 import re
 import sys
+import tempfile
 import tokenize
 from pathlib import Path
 
@@ -23,12 +24,10 @@ def _top_level_imports(path: Path) -> set[Path]:
     """Project modules a file imports at module level (what runs on import: the edges a cycle would need)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     top = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
-    probe = path.with_name(f".probe_{path.stem}.py")
-    try:
+    with tempfile.TemporaryDirectory() as folder:  # never beside the module: other tests scan the package meanwhile
+        probe = Path(folder) / f"probe_{path.stem}.py"
         probe.write_text(ast.unparse(top))
         return {m for m in check_record._imported_modules(probe, SRC) if m != path and m.name != "__init__.py"}
-    finally:
-        probe.unlink()
 
 
 def test_models_search_and_inference_never_import_training():
