@@ -76,6 +76,14 @@ def test_an_earlier_index_or_an_empty_folder_is_written_and_another_kind_needs_f
     assert ownership.read_marker(export)["kind"] == "index"
 
 
+def test_files_a_person_put_into_styleids_own_folder_since_are_never_replaced(pics, model_dir, tmp_path):
+    build_index(pics, tmp_path / "idx", model_dir)
+    (tmp_path / "idx" / "my notes.txt").write_text("mine")
+    code, text = _index(str(pics), "--out", str(tmp_path / "idx"), "--model", str(model_dir), "--force")
+    assert code == 1 and "holds files styleid did not write (my notes.txt); move them out first" in text
+    assert (tmp_path / "idx" / "my notes.txt").read_text() == "mine"
+
+
 def test_following_the_hint_for_a_wrong_index_path_deletes_nothing(pics, model_dir):
     """`--index ~/pics` by mistake: the hint says `styleid index FOLDER --out ~/pics`; doing just that is refused."""
     with pytest.raises(StyleidError, match=r"make one with `styleid index FOLDER --out (\S+)`") as err:

@@ -66,6 +66,10 @@ def read_marker(folder: Path) -> dict | None:
     return marker if isinstance(marker, dict) and isinstance(marker.get("kind"), str) else None
 
 
+def _a(kind: str) -> str:
+    return f"a{'n' if kind[0] in 'aeiou' else ''} {kind}"
+
+
 def _legacy(folder: Path, kind: Kind) -> bool:
     names = [p.name for p in folder.iterdir()]
     return all(any(fnmatch.fnmatch(n, pat) for pat in kind.legacy) for n in names) and all(r in names for r in kind.required)
@@ -81,10 +85,13 @@ def claim(path: Path, kind: str, force: bool = False, flag: str = "--out") -> No
         raise StyleidError(f"{path}: is a file, not a styleid {kind} folder; {keep}")
     marker = read_marker(path)
     if marker is not None:
+        added = sorted(p.relative_to(path).as_posix() for p in _files(path)) if "files" in marker else []
+        if added := [name for name in added if name not in marker["files"]]:  # a person's own files put in styleid's folder since
+            raise StyleidError(f"{path}: holds files styleid did not write ({', '.join(added[:3])}{', ...' if len(added) > 3 else ''}); "
+                               f"move them out first; {keep}")
         if marker["kind"] == kind or force:
             return
-        raise StyleidError(f"{path}: holds a styleid {marker['kind']}, not a{'n' if kind[0] in 'aeiou' else ''} {kind}; "
-                           f"pass --force to replace it, or give {flag} another folder")
+        raise StyleidError(f"{path}: holds a styleid {marker['kind']}, not {_a(kind)}; pass --force to replace it, or give {flag} another folder")
     entries = sorted(p.name for p in path.iterdir())
     if not entries or _legacy(path, want):
         return
@@ -115,7 +122,7 @@ def verify(folder: Path, kind: str) -> dict | None:
             raise StyleidError(f"{folder / MARKER}: unreadable; the {kind} is damaged, write it again with `{fix}`")
         return None
     if marker["kind"] != kind:
-        raise StyleidError(f"{folder}: is a styleid {marker['kind']}, not a{'n' if kind[0] in 'aeiou' else ''} {kind}")
+        raise StyleidError(f"{folder}: is a styleid {marker['kind']}, not {_a(kind)}")
     for rel, meta in (marker.get("files") or {}).items():
         path = folder / rel
         if not path.is_file():
