@@ -169,7 +169,7 @@ def test_distributed_pipeline_matches_the_single_process_one(tmp_path):
     out = run(repo, "dvc", "exp", "run", "--name", "dist", "-S", "train.nproc=2", "-S", "embed.engine=ray", "-S", "embed.ray_actors=2",
               "-S", "index.shards=2", "-S", "index.merge=false")
     assert "2 process(es)" in out and "embed (ray)" in out and "2 parts (IndexShards)" in out
-    assert sorted(p.name for p in (repo / "models" / "index").iterdir()) == ["part-000.faiss", "part-001.faiss"]
+    assert sorted(p.name for p in (repo / "models" / "index").iterdir()) == [".styleid.json", "part-000.faiss", "part-001.faiss"]
     assert json.loads((repo / "metrics" / "train.json").read_text())["train_processes"] == 2
     distributed = metrics_of(repo)
     for key in ("recall@1", "recall@5", "recall@10", "mAP"):
