@@ -63,9 +63,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, kind: str, *, force: bool = False, flag: str = "--out", marker: dict | None = None) -> Iterator[Path]:
-    """Yield a temporary sibling folder; it replaces `path` only if the block succeeds, marked as styleid's `kind`
-    (with `marker`'s fields). An existing `path` must be styleid's own (ownership.claim): checked before and after.
+def atomic_dir(path: str | Path, kind: str, *, force: bool = False, flag: str = "--out") -> Iterator[Path]:
+    """Yield a temporary sibling folder; it replaces `path` only if the block succeeds, marked as styleid's `kind`.
+    An existing `path` must be styleid's own (ownership.claim): checked before and after.
 
     Siblings are named .<name>.<pid>-*.tmp: the next run removes those of a killed process
     (sweep_stale), and .dvcignore keeps them out of DVC's outputs meanwhile."""
@@ -76,7 +76,7 @@ def atomic_dir(path: str | Path, kind: str, *, force: bool = False, flag: str = 
     tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        ownership.write_marker(tmp, kind, **(marker or {}))
+        ownership.write_marker(tmp, kind)
         if os.path.lexists(path):
             ownership.claim(path, kind, force, flag)  # still ours after the work: nobody put their files there meanwhile
             old = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix="-old.tmp", dir=path.parent))

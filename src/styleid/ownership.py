@@ -42,7 +42,7 @@ KINDS = {k.name: k for k in (
     Kind("faiss-parts", ("part-*.faiss",)),
     Kind("embedding-shards", ("shard-*.npy",)),
     Kind("panels", ("q*.png",)),
-    Kind("self-trained", ("model.*", "off.json", "*.json")),
+    Kind("self-trained", ("model.*", "*.json")),
     Kind("synthetic", ("photos", "renders", "train", "test")),
     # data/stylized (not persisted: DVC removes it before the stage runs) and an archive's contents under data/raw: the
     # pipeline's paths, whose earlier contents cannot be told by name
@@ -102,13 +102,12 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
 
 
-def write_marker(folder: Path, kind: str, **extra) -> dict:
+def write_marker(folder: Path, kind: str) -> None:
     """Mark a finished folder (before it is moved into place) as styleid's `kind`, with checksums where the kind keeps them."""
-    marker: dict = {"kind": kind, "version": VERSION, **extra}
+    marker: dict = {"kind": kind, "version": VERSION}
     if kind_of(kind).checksums:
         marker["files"] = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_digest(p)} for p in _files(folder)}
     (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-    return marker
 
 
 def verify(folder: Path, kind: str) -> dict | None:
