@@ -1,9 +1,12 @@
 """Benchmarks: styleid's stages against what the hardware allows. Writes metrics/bench.json and prints one table.
 
-    python scripts/bench.py [--vectors 200000] [--queries 10000] [--dim 512] [--images 768] [--only embed,growth,cluster]
+    python scripts/bench.py [--vectors 200000] [--queries 10000] [--dim 512] [--images 768] [--only embed,growth,cluster,self_train]
 
 - cluster_100k_seconds, cluster_100k_peak_gb: the self_train stage's pseudo-identity clustering (sparse k-reciprocal
   Jaccard, then DBSCAN) of 100,000 synthetic embeddings, in a process of its own (scripts/bench_cluster.py).
+- self_train_seconds: the self_train stage (its validation check included) on 3,000 synthetic 160 px test images (1,000
+  photos query 2,000 renders) after a one-epoch training and its export; self_train_vs_forward_backward: its fine-tune's images/s over
+  a bare forward+backward+step of the part that trains (the top, on in-memory trunk features).
 - embed_vs_best_runtime: the embed path (decode + transform, batched, the runtime and precision that
   embed.runtime and embed.precision auto pick; batch size and workers from params.yaml) in images/s, over
   the fastest bare runtime's forward pass at that precision (torch eager, ONNX Runtime, OpenVINO: each
@@ -206,6 +209,65 @@ def bench_cluster(size: int, dim: int) -> dict:
     return {f"cluster_{tag}_seconds": row["seconds"], f"cluster_{tag}_peak_gb": row["peak_gb"], f"cluster_{tag}_found_people": row["pseudo_people"]}
 
 
+def bench_self_train(test_people: int = 1000, epochs: int = 1) -> dict:
+    """The self_train stage on a fixed synthetic set, 1,000 test people with a 160 px photo and 2 renders each (3,000 test
+    images), after a one-epoch training and its export (not timed): its validation check (a use: auto run, which the synthetic
+    validation people decline) plus the whole stage with the test's fine-tune and export (use: always); and that fine-tune's
+    images/s against a bare forward+backward+step of the part that trains."""
+    from styleid.models.embedder import ModelConfig, build
+    from styleid.models.split import split
+
+    tmp = Path(tempfile.mkdtemp(prefix="styleid-bench-self-train-"))
+    try:
+        copy_pipeline(tmp)
+        params = yaml.safe_load((tmp / "params.yaml").read_text())
+        params["epochs"] = epochs
+        params["data"]["synthetic"].update(test_people=test_people, test_photos=1, test_renders=2, image_size=160)
+        env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        timed = {}
+        for use in ("auto", "always"):
+            params["self_train"]["use"] = use
+            (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            if use == "auto":
+                for cmd in (["git", "init", "-q"], ["git", "-c", "user.email=b@b", "-c", "user.name=b", "add", "-A"],
+                            ["git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "bench"], ["dvc", "repro", "-q", "export"]):
+                    subprocess.run(cmd, cwd=tmp, env=env, check=True, capture_output=True)
+            start = time.perf_counter()
+            subprocess.run(["dvc", "repro", "-q", "-s", "self_train"], cwd=tmp, env=env, check=True, capture_output=True)
+            timed[use] = (time.perf_counter() - start, json.loads((tmp / "metrics" / "self_train.json").read_text()))
+        row = timed["always"][1]
+        split_ = json.loads((tmp / "data" / "splits.json").read_text())
+        n_test = len(split_["query"]) + len(split_["gallery"])
+        check = timed["auto"][1].get("val_check_seconds", 0.0)
+        stage_seconds = timed["always"][0] + check
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    s, batch = params["self_train"], params["batch_size"]
+    model = build(ModelConfig("facenet", "offline", 160, 0, 1.0, True))
+    parts = split(model, s["top_stages"])
+    with torch.inference_mode():
+        features = parts.trunk(torch.randn(batch, 3, 160, 160))
+    features = features.clone()  # a normal tensor: autograd may keep it
+    model.train()
+    model.requires_grad_(False)
+    for p in parts.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(parts.parameters(), lr=1e-4, fused=True)  # as the fine-tune's (training/optim.py)
+    parts.top(features).pow(2).mean().backward()  # warm-up
+    steps = 20
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad()
+        parts.top(features).pow(2).mean().backward()
+        opt.step()
+    bare_ips = steps * batch / (time.perf_counter() - start)
+    tuned_ips = row.get("self_train_images_per_s")
+    return {"self_train_seconds": round(stage_seconds, 1), "self_train_test_images": n_test, "self_train_kept": row["self_train"],
+            "self_train_stage_parts": {"val_check_seconds": check, **{k: row[k] for k in row if k.endswith("_seconds")}},
+            "self_train_images_per_s": tuned_ips, "self_train_forward_backward_images_per_s": round(bare_ips, 1),
+            "self_train_vs_forward_backward": round(tuned_ips / bare_ips, 3) if tuned_ips else None}
+
+
 def copy_pipeline(dest: Path) -> None:
     """The tracked pipeline files (code, dvc.yaml, params) into `dest`, without data or results."""
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
@@ -298,9 +360,9 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
          growth_sizes: str = typer.Option("10000,100000,1000000", help="gallery sizes for the growth table"),
          growth_queries: int = typer.Option(10_000, help="queries at every gallery size"),
          cluster_size: int = typer.Option(100_000, help="embeddings the self_train clustering is timed on"),
-         only: str = typer.Option("", help="measure only these parts (embed,train,noop,default,growth,faiss,cluster) and update them in --out"),
+         only: str = typer.Option("", help="measure only these parts (embed,train,noop,default,growth,faiss,cluster,self_train) and update them in --out"),
          out: Path = typer.Option(REPO / "metrics" / "bench.json")) -> None:
-    parts = set(only.split(",")) if only else {"embed", "train", "noop", "default", "growth", "faiss", "cluster"}
+    parts = set(only.split(",")) if only else {"embed", "train", "noop", "default", "growth", "faiss", "cluster", "self_train"}
     if not default_repro:
         parts.discard("default")
     torch.manual_seed(0)
@@ -330,6 +392,8 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
         result.update(bench_growth([int(n) for n in growth_sizes.split(",")], growth_queries, dim))
     if "cluster" in parts:
         result.update(bench_cluster(cluster_size, dim))
+    if "self_train" in parts:
+        result.update(bench_self_train())
     if "faiss" in parts:
         result["faiss"] = {"vectors": vectors, "queries": queries, "dim": dim, **bench_faiss(vectors, queries, dim, FACTORIES)}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -338,6 +402,11 @@ def main(vectors: int = typer.Option(200_000, help="database vectors for the FAI
     for key in sorted(k for k in result if k.startswith("cluster_") and k.endswith("_seconds")):
         tag = key.removeprefix("cluster_").removesuffix("_seconds")
         print(f"| self_train clustering of {tag} embeddings: seconds, peak GB | {result[key]}, {result[f'cluster_{tag}_peak_gb']} | peak <= 4 GB |")
+    if "self_train_seconds" in result:
+        print(f"| self_train stage on {result['self_train_test_images']:,} synthetic test images, validation check included, seconds "
+              f"(parts: {result['self_train_stage_parts']}) | {result['self_train_seconds']} | <= 360 |")
+        print(f"| self_train_vs_forward_backward ({result['self_train_images_per_s']} vs {result['self_train_forward_backward_images_per_s']} img/s) | "
+              f"{result['self_train_vs_forward_backward']} | >= 0.85 |")
     if "runtime_images_per_s" not in result:
         print(f"\nwritten: {out}")
         return

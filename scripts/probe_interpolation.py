@@ -17,14 +17,24 @@ import argparse
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from styleid import metrics
 from styleid.artifacts import MODEL_DIR, load_split, part_images
 from styleid.models.embedder import build, load, model_config
 from styleid.params import load_params
-from styleid.search.adapt import resolve
-from styleid.training.self_training import embed_pair
+from styleid.inference.embed import extract
+from styleid.inference.normalize import l2_normalize
+from styleid.inference.transforms import eval_transform
+from styleid.search.adapt import adapt_pair, resolve
+
+
+def embed_pair(model, params, queries: list[Path], gallery: list[Path], adapt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Queries and gallery through the torch model as the embed stage embeds (flip averaging, L2, then `adapt`)."""
+    e = params.embed
+    rows = l2_normalize(extract(model, [*queries, *gallery], eval_transform(model.spec), e.batch_size, e.num_workers, "probe", e.flip_tta))
+    return adapt_pair(rows[: len(queries)], rows[len(queries):], adapt)
 
 
 def interpolate(trained: dict[str, torch.Tensor], pretrained: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:

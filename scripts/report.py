@@ -26,7 +26,8 @@ ABBREVIATIONS = {
     "$FROZEN": "-S train.freeze=all -S train.loss=cross_entropy -S train.augment=false -S epochs=1",
     "$PLAIN": "-S embed.flip_tta=false -S embed.adapt=none -S retrieve.rerank=none",
 }
-HEADER = ("| data | recipe | backbone | R@1 | R@5 | R@10 | mAP | score | 95% interval | gain (paired 95% interval) | train s | command |\n"
+HEADER = ("| data | recipe | backbone | R@1 | R@5 | R@10 | mAP | score | 95% interval | gain (paired 95% interval) | minutes: train, self-train, "
+          "all stages | command |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
@@ -59,11 +60,19 @@ def row(run: dict, names: dict[str, dict]) -> str:
     low, high = m.get("score_ci95_low"), m.get("score_ci95_high")
     interval = "–" if low is None else f"{low:.1f}–{high:.1f}"
     recipe = f"**{run['recipe']}**" if run.get("bold") else run["recipe"]
-    train = run.get("stage_seconds", {}).get("train")
     command = f"`{short(run['command'])}`" if run.get("command") else "–"
     return (f"| {run['data']} | {recipe} | {run['backbone']} | {_num(m.get('recall@1'), 3)} | {_num(m.get('recall@5'), 3)} | "
             f"{_num(m.get('recall@10'), 3)} | {_num(m.get('mAP'), 3)} | {_num(m.get('score'), 1)} | {interval} | {_gain(run, names)} | "
-            f"{'–' if train is None else round(train)} | {command} |")
+            f"{minutes(run.get('stage_seconds') or {})} | {command} |")
+
+
+def minutes(seconds: dict[str, float]) -> str:
+    """Train, self-train and all the run's stages together, in minutes, from its record ("–" where not recorded)."""
+    def one(value: float | None) -> str:
+        return "–" if value is None else (f"{value / 60:.1f}" if value < 600 else f"{value / 60:.0f}")
+
+    total = sum(seconds.values()) if seconds and "train" in seconds else None  # a record without train's clock lacks the others too
+    return f"{one(seconds.get('train'))}, {one(seconds.get('self_train'))}, {one(total)}"
 
 
 def table(runs: list[dict], every: list[dict] | None = None) -> str:

@@ -1,8 +1,10 @@
-"""embed: L2-normalised embeddings of the test queries and gallery -> data/embeddings/<part>/shard-*.npy + <part>.json.
+"""embed: L2-normalised embeddings of the test queries and gallery -> data/embeddings/<part>/shard-*.npy + <part>.json
+(with retrieve.rerank auto, also of the validation people: val_query, val_gallery).
 
 The model is the trained one (models/), or its fine-tune on the test images' pseudo-people when the self_train stage made one.
 """
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -26,36 +28,46 @@ def embed_stage(params_file: Path = typer.Option(Path("params.yaml"), "--params"
     e = params.embed
     split = load_split()
     model_dir = embedding_model()
+    # the test queries and gallery; with retrieve.rerank auto also the validation people's photos and renders, embedded the same
+    # way, on which the retrieve stage chooses the re-ranker (search/rerank_choice.py)
+    parts = {"query": split["query"], "gallery": split["gallery"]}
+    if params.retrieve.rerank == "auto" and split.get("val_query") and split.get("val_gallery"):
+        parts.update(val_query=split["val_query"], val_gallery=split["val_gallery"])
     with open_engine(model_dir, e) as engine:
         start = time.perf_counter()
-        queries, gallery = split["query"], split["gallery"]
-        # both parts in one pass (one Ray job): the first len(queries) rows are the queries
-        with ShardWriter(EMBEDDINGS / "query", e.shard_rows) as query_out, ShardWriter(EMBEDDINGS / "gallery", e.shard_rows) as gallery_out:
-            row = 0
-            for block in engine.iter_embed([Path(x["image"]) for x in [*queries, *gallery]]):
+        entries = [x for part in parts.values() for x in part]
+        with contextlib.ExitStack() as stack:  # every part in one pass (one Ray job), cut into the parts in order
+            writers = [(stack.enter_context(ShardWriter(EMBEDDINGS / name, e.shard_rows)), len(part)) for name, part in parts.items()]
+            row, at = 0, 0
+            for block in engine.iter_embed([Path(x["image"]) for x in entries]):
                 block = l2_normalize(block)
-                cut = max(0, min(len(block), len(queries) - row))
-                query_out.add(block[:cut])
-                gallery_out.add(block[cut:])
-                row += len(block)
+                while len(block):
+                    writer, size = writers[at]
+                    if row == size:  # this part is full (or empty): the rows go on into the next
+                        at, row = at + 1, 0
+                        continue
+                    cut = min(len(block), size - row)
+                    writer.add(block[:cut])
+                    block, row = block[cut:], row + cut
         adapt = resolve(e.adapt, MODEL_DIR)
-        means = _adapt(adapt, e.shard_rows)
-        for part, entries in (("query", queries), ("gallery", gallery)):
-            write_json(EMBEDDINGS / f"{part}.json", [{"name": x["name"], "person": x["person"], "file": x["file"]} for x in entries])
-        total, dim = len(queries) + len(gallery), gallery_out.dim or query_out.dim or 0
+        means = _adapt(adapt, e.shard_rows, list(parts))
+        for part, rows in parts.items():
+            write_json(EMBEDDINGS / f"{part}.json", [{"name": x["name"], "person": x["person"], "file": x["file"]} for x in rows])
+        total, dim = len(entries), writers[1][0].dim or writers[0][0].dim or 0
         seconds = time.perf_counter() - start
     write_json(EMBEDDINGS / "adapt.json", {"adapt": adapt, **means})  # `styleid search` adapts new photos the same way
     write_json(METRICS / "embed.json", {"embed_seconds": round(seconds, 3), "embed_images_per_s": round(total / max(seconds, 1e-9), 2)})
-    print(f"embed ({e.engine}): {model_dir}, {len(split['query'])} queries, {len(split['gallery'])} gallery images, dim {dim}, adapt {adapt}; "
+    print(f"embed ({e.engine}): {model_dir}, {len(split['query'])} queries, {len(split['gallery'])} gallery images"
+          f"{', and the validation people' if 'val_query' in parts else ''}, dim {dim}, adapt {adapt}; "
           f"{total / max(seconds, 1e-9):.1f} images/s")
 
 
-def _adapt(method: str, shard_rows: int) -> dict:
-    """Rewrite both parts' shards adapted (center: each part minus its own mean); return the means used."""
+def _adapt(method: str, shard_rows: int, parts: list[str]) -> dict:
+    """Rewrite every part's shards adapted (center: each part minus its own mean); return the means used."""
     if method == "none":
         return {}
     means = {}
-    for part in ("query", "gallery"):
+    for part in parts:
         folder = EMBEDDINGS / part
         blocks = [np.array(s) for s in shards.iter_shards(folder)]  # read once, in memory: the rewrite replaces these files
         mean = sum(b.astype(np.float64).sum(0) for b in blocks) / max(sum(len(b) for b in blocks), 1)

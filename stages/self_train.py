@@ -4,13 +4,13 @@ Transductive. self_train.use auto (the default) first runs the whole procedure o
 were the test (training/self_training.py: validation_gain) and goes on only when their score rises beyond its
 paired bootstrap noise (or, where it cannot move, their mAP: keeps); always skips that check; never turns it off. Kept: the test queries and gallery, embedded
 and adapted as the embed stage does, are clustered into pseudo-people (search/pseudo_identities.py: k-reciprocal
-clusters holding photos and renders; no test label is read), the model is fine-tuned on them (self_train.rounds times,
-re-clustering with each round's model), then exported as the
+clusters holding photos and renders; no test label is read), the model's top is fine-tuned on them, its lower layers'
+outputs cached once per view (self_train.rounds times, re-clustering with each round's model), then exported as the
 export stage does (ONNX checked against torch, int8 calibrated on training images): embed and `styleid search` use
 it. Not kept: models/self_trained/ holds only off.json, and embed uses models/ as trained.
 
-Every fine-tune (the validation check's and the test's) is checkpointed in models/self_train_checkpoint/ (a persisted
-DVC output) after each epoch and when it ends: a killed run's next `dvc repro` goes on from there, and the folder is
+Every view cache and fine-tune (the validation check's and the test's) is kept in models/self_train_checkpoint/ (a
+persisted DVC output): the views once made, a fine-tune after each epoch and when it ends: a killed run's next `dvc repro` goes on from there, and the folder is
 emptied once the outputs are written.
 """
 
@@ -22,12 +22,14 @@ import typer
 from styleid.artifacts import ALIGNED_INDEX, MANIFEST, METRICS, MODEL_DIR, SELF_TRAINED, SPLITS, load_split
 from styleid.fileio import atomic_dir, read_json, write_json
 from styleid.inference.onnx_export import export_runtimes
+from styleid.inference.onnx_trunk import onnx_trunk
 from styleid.models.embedder import load, save
+from styleid.models.split import split as split_model
 from styleid.params import load_params
 from styleid.runner import stage
 from styleid.search.adapt import resolve
 from styleid.training import checkpoint as checkpoints
-from styleid.training.self_training import Resume, adapt_rounds, embed_pair, keeps, pseudo_people, validation_gain
+from styleid.training.self_training import Resume, adapt_rounds, keeps, validation_gain
 
 CHECKPOINTS = MODEL_DIR / "self_train_checkpoint"  # each fine-tune's state (a persisted DVC output): a killed run resumes
 
@@ -53,21 +55,27 @@ def _self_train(params, out: Path, resume: Resume) -> dict:
     s, e = params.self_train, params.embed
     if s.use == "never":
         return {"self_train": "off (self_train.use never)"}
+    if params.train.freeze == "all":  # the frozen-backbone baseline stays the backbone's own features
+        return {"self_train": "off (train.freeze all: the backbone is not fine-tuned, here or in training)"}
     split = load_split()
     model = load(MODEL_DIR)
     adapt = resolve(e.adapt, MODEL_DIR)
-    checked = validation_gain(model, params, split, adapt, resume) if s.use == "auto" else {}
+    # the trunk as the export stage wrote it (int8 where embed runs int8): the views' bulk, at the embed stage's speed
+    exported = onnx_trunk(MODEL_DIR, e.precision, split_model(model, s.top_stages).scope) if e.runtime != "torch" else []
+    checked = validation_gain(model, params, split, adapt, resume, exported) if s.use == "auto" else {}
     if s.use == "auto" and not keeps(checked):
         return {"self_train": "not kept: no gain beyond the noise on the validation people", **checked}
     queries, gallery = [Path(x["image"]) for x in split["query"]], [Path(x["image"]) for x in split["gallery"]]
-    pseudo = pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)
-    if pseudo.people < 2:
-        return {"self_train": f"skipped: {pseudo.people} pseudo-people among the test images (raise self_train.eps)", **checked, **pseudo.summary()}
-    result = adapt_rounds(model, params, queries, gallery, adapt, first=pseudo, resume=resume)
-    save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": {**pseudo.summary(), **result.summary()}})
-    exported = export_runtimes(result.model, out, split, e.calibration_images, params.seed)
-    return {"self_train": "kept", **checked, **pseudo.summary(), **result.summary(), "self_train_seconds": round(result.seconds, 2),
-            "export_max_abs_diff": exported["export_max_abs_diff"], "int8_mean_cosine": exported["int8_mean_cosine"]}
+    result = adapt_rounds(model, params, queries, gallery, adapt, resume=resume, exported=exported)
+    timing = {"self_train_views_runtime": result.views_runtime, "self_train_views_seconds": round(result.views_seconds, 2), "self_train_seconds": round(result.seconds, 2),
+              "self_train_images_per_s": round(result.seen / result.seconds, 1) if result.seconds else 0.0}
+    if result.rounds == 0:
+        return {"self_train": f"skipped: {result.first.people} pseudo-people among the test images (raise self_train.eps)", **checked,
+                **result.first.summary(), **timing}
+    save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": {**result.first.summary(), **result.summary()}})
+    written = export_runtimes(result.model, out, split, e.calibration_images, params.seed)
+    return {"self_train": "kept", **checked, **result.first.summary(), **result.summary(), **timing,
+            "export_max_abs_diff": written["export_max_abs_diff"], "int8_mean_cosine": written["int8_mean_cosine"]}
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def test_every_key_in_params_yaml_has_a_comment():
     ({"train": {"augment": "yes"}}, "train.augment: must be true or false"),
     ({"augment": {"styles": ["sketch"]}}, "augment.styles: sketch is also in split.test_styles"),  # test styles stay unseen
     ({"train": {"loss": "arcfce"}}, "train.loss: unknown loss 'arcfce'; choose from cross_entropy, arcface, subcenter_arcface"),  # the losses registry
-    ({"retrieve": {"rerank": "qe"}}, "retrieve.rerank: unknown re-ranker 'qe'; choose from none, aqe, kreciprocal, kreciprocal_local"),
+    ({"retrieve": {"rerank": "qe"}}, "retrieve.rerank: unknown re-ranker 'qe'; choose from auto, none, aqe, kreciprocal, kreciprocal_local"),
     ({"embed": {"engine": "spark"}}, "embed.engine: unknown embedding engine 'spark'; choose from local, ray"),
     ({"model": {"hub_weights": "ms1m"}}, "model.hub_weights: unknown facenet hub weights 'ms1m'; choose from vggface2, casia-webface"),
     ({"data": 3}, "data: must be a mapping"),

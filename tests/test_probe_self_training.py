@@ -17,14 +17,22 @@ WRONG = np.array([[1, 0, 2, 3], [0, 1, 2, 3], [3, 2, 1, 0], [2, 3, 1, 0]])  # a:
 RIGHT = np.array([[0, 1, 2, 3], [1, 0, 2, 3], [2, 3, 1, 0], [3, 2, 1, 0]])  # everyone found at 1
 
 
-def _run(monkeypatch, tmp_path, after, *args):
+def _run(monkeypatch, tmp_path, after, *args, views=None, tried=None):
     seen = {}
+    afters = iter(after if isinstance(after, list) else [after] * 10)
 
-    def rankings(model, params, split, adapt):
+    def rankings(model, params, split, adapt, cached=None):
         seen["self_train"] = params.self_train
-        return {"val_score": 0.0, "val_score_self_trained": probe.metrics.evaluate(after, PEOPLE, PEOPLE)["score"]}, None, after
+        if tried is not None:
+            tried.append((params.self_train, cached))
+        ranking = next(afters)
+        return {"val_score": 0.0, "val_score_self_trained": probe.metrics.evaluate(ranking, PEOPLE, PEOPLE)["score"]}, None, ranking
 
     monkeypatch.setattr(probe, "validation_rankings", rankings)
+    monkeypatch.setattr(probe, "onnx_trunk", lambda *a: [])
+    monkeypatch.setattr(probe, "split_model", lambda model, top: type("Split", (), {"scope": ""}))
+    monkeypatch.setattr(probe, "cache_views", lambda model, params, q, g, name, exported: (views if views is not None else []).append(
+        (params.self_train.top_stages, params.self_train.views)) or f"views {params.self_train.top_stages}")
     monkeypatch.setattr(probe, "load_params", lambda path: params_from_dict({}))
     monkeypatch.setattr(probe, "load_split", lambda: SPLIT)
     monkeypatch.setattr(probe, "load", lambda path: "model")
@@ -49,3 +57,16 @@ def test_a_ranking_of_other_people_is_refused_in_one_line(monkeypatch, tmp_path)
     np.savez(tmp_path / "other.npz", ranking=np.zeros((3, 3), dtype=int), setting="elsewhere")
     with pytest.raises(SystemExit, match="other.npz: a ranking of other validation people"):
         _run(monkeypatch, tmp_path, RIGHT, "--against", str(tmp_path / "other.npz"))
+
+
+def test_each_try_is_measured_in_one_process_and_compared_with_the_first(monkeypatch, tmp_path, capsys):
+    views, tried = [], []
+    _run(monkeypatch, tmp_path, [WRONG, RIGHT, RIGHT], "--set", "epochs=4", "--set", "top_stages=3", "--set", "views=4", "--try", "memory=centroids", "--try", "top_stages=2 lr=0.001",
+         views=views, tried=tried)
+    assert [(t.epochs, t.memory, t.top_stages, t.lr) for t, _ in tried] == [(4, "domain_centroids", 3, 1e-4), (4, "centroids", 3, 1e-4),
+                                                                          (4, "domain_centroids", 2, 1e-3)]
+    assert views == [(3, 4), (2, 4)] and [c for _, c in tried] == ["views 3", "views 3", "views 2"]  # one view cache per cut
+    paired = [line for line in capsys.readouterr().out.splitlines() if line.startswith("against the first setting")]
+    assert len(paired) == 2 and all(float(line.split("paired interval ")[1].split(" to ")[0]) > 0 for line in paired)
+    with pytest.raises(SystemExit, match="self_train has no key 'epoch'"):
+        _run(monkeypatch, tmp_path, RIGHT, "--try", "epoch=3")

@@ -61,3 +61,8 @@ def test_a_record_of_the_current_run_is_written_from_its_metrics(tmp_path, monke
     assert saved["params"] == {"lr": "0.01", "epochs": "2"} and saved["command"] == "dvc exp run -S lr=0.01 -S epochs=2"
     assert saved["stage_seconds"] == {"train": 12.3, "self_train": 5.0} and saved["metrics"]["score"] == 625.0
     assert "| 625.0 | 600.0–650.0 |" in report.table([saved])
+
+
+def test_the_minutes_column_gives_train_self_train_and_all_stages():
+    assert report.minutes({"train": 1500.0, "self_train": 300.0, "embed": 60.0, "align": 240.0}) == "25, 5.0, 35"
+    assert report.minutes({"train": 90.0}) == "1.5, –, 1.5" and report.minutes({}) == "–, –, –"

@@ -23,6 +23,7 @@ INDEX_IDS = Path("models/gallery_ids.json")
 RETRIEVED = Path("data/retrieved.npz")
 SUBMISSION = Path("submission.json")
 METRICS = Path("metrics")
+RERANK_CHOICE = METRICS / "rerank.json"  # retrieve.rerank auto: what the validation people chose (retrieve stage; `styleid search` follows it)
 PLOTS = Path("plots")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,7 +10,7 @@ import numpy as np
 import typer
 
 from styleid import shards
-from styleid.artifacts import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, embedding_model
+from styleid.artifacts import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, RERANK_CHOICE, embedding_model
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
 from styleid.runner import stage
@@ -97,12 +98,15 @@ def _search_pipeline(photos: List[Path], top_k: int, params_file: Path) -> tuple
     index = faiss_index.load(INDEX)
     faiss_index.set_search_params(index, params.index.nprobe, params.index.ef_search)
     keep = min(len(names), max(top_k, params.retrieve.depth))
-    ids, scores = retrieve(index, queries, keep, params.retrieve, lambda: shards.Rows(EMBEDDINGS / "gallery"))
+    settings = params.retrieve
+    if settings.rerank == "auto":  # what the pipeline's validation people chose (the retrieve stage), none before it ran
+        settings = dataclasses.replace(settings, rerank=read_json(RERANK_CHOICE)["rerank"] if RERANK_CHOICE.is_file() else "none")
+    ids, scores = retrieve(index, queries, keep, settings, lambda: shards.Rows(EMBEDDINGS / "gallery"))
     results = [{"photo": str(photo), "matches": [{"rank": r, "score": round(float(s), 4), "name": names[i],
                                                    "file": gallery_meta[i]["file"] if gallery_meta else names[i]}
                                                   for r, (i, s) in enumerate(zip(row_ids[:top_k], row_scores[:top_k]), start=1) if i >= 0]}
                for photo, row_ids, row_scores in zip(photos, ids, scores)]
-    rerank = params.retrieve.rerank
+    rerank = settings.rerank
     how = "cosine similarity to the photo" + (f"; order re-ranked by {rerank}, so scores need not fall down the list" if rerank != "none" else "")
     return results, how
 

@@ -135,6 +135,12 @@ def difference_interval(rankings_a: np.ndarray, rankings_b: np.ndarray, query_pe
     return round(float(low), digits), round(float(high), digits)
 
 
+def gains_beyond_noise(gain_low: float, gain_high: float, map_gain_low: float) -> bool:
+    """The rule every `auto` switch decides by, on paired 95% intervals of a change's gain: the score gains beyond its noise,
+    or mAP (which weighs where every right image ranks) gains beyond its noise while the score is not worse beyond its own."""
+    return gain_low > 0 or (map_gain_low > 0 and gain_high >= 0)
+
+
 def evaluate(rankings: np.ndarray, query_people: Sequence[str], gallery_people: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict:
     """recall@k, mAP and score for full or truncated rankings."""
     rankings = np.asarray(rankings)

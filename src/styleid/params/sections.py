@@ -14,7 +14,8 @@ from styleid.params.schema import _check, _Section
 from styleid.registry import Registered
 
 Loss = Annotated[str, Registered("styleid.training.losses:LOSSES")]
-Reranker = Annotated[str, Registered("styleid.search.rerank:RERANKERS")]
+SelfTrainMemory = Annotated[str, Registered("styleid.training.cluster_memory:MEMORIES")]
+Reranker = Annotated[str, Registered("styleid.search.rerank:RERANKERS", also=("auto",))]
 Engine = Annotated[str, Registered("styleid.inference.engines:ENGINES")]
 Runtime = Annotated[str, Registered("styleid.inference.runtimes:RUNTIMES", also=("auto",))]
 HubWeights = Annotated[str, Registered("styleid.models.facenet:HUB_WEIGHTS")]
@@ -104,10 +105,15 @@ class AugmentParams(_Section):
 
 @dataclass(frozen=True)
 class SelfTrainParams(_Section):
-    use: Literal["auto", "always", "never"] = "auto"  # auto: only when the same procedure on the validation people gains beyond their noise (their mAP where their score cannot move)
-    epochs: int = 32  # epochs of fine-tuning on the pseudo-people, per round (chosen on validation people: README, self-training)
+    use: Literal["auto", "always", "never"] = "auto"  # auto: only when the same procedure on the validation people gains beyond their noise (score; or mAP, the score not worse beyond its noise)
+    epochs: int = 32  # epochs of fine-tuning the top on the pseudo-people, per round (chosen on validation people: reports/self_training.md)
     rounds: int = 1  # cluster then fine-tune, repeated: each round re-clusters with the model the round before left
-    lr: float = 1e-4  # learning rate of that fine-tuning (otherwise the training recipe: loss, batches, augmentation)
+    lr: float = 1e-4  # learning rate of that fine-tuning (train.optimizer, cosine; cross-domain batches of batch_size, train.m_per_class)
+    top_stages: int = 2  # the backbone's last stages that train (facenet 2: block8 and the bottleneck); the rest runs once per view, cached
+    views: int = 2  # views of each image through the frozen part: the image, its mirror, and views - 2 augmented ones
+    memory: SelfTrainMemory = "domain_centroids"  # what each image is pulled toward: centroids | domain_centroids (one per pseudo-person and domain)
+    temperature: float = 0.1  # softmax temperature over the centroids
+    momentum: float = 0.2  # how much of a centroid stays at each update (the rest: its members' new mean in the batch)
     eps: float = 0.6  # DBSCAN radius on the k-reciprocal Jaccard distance (a pseudo-person's images lie closer than this)
     min_samples: int = 4  # DBSCAN: images around a core image
     k1: int = 20  # k-reciprocal neighbourhood size
@@ -117,6 +123,10 @@ class SelfTrainParams(_Section):
         _check(1 <= self.epochs <= 1000, "self_train.epochs", "must be in [1, 1000]")
         _check(1 <= self.rounds <= 100, "self_train.rounds", "must be in [1, 100]")
         _check(0 < self.lr <= 10, "self_train.lr", "must be in (0, 10]")
+        _check(1 <= self.top_stages <= 100, "self_train.top_stages", "must be in [1, 100] (more than the backbone has: the whole model trains)")
+        _check(2 <= self.views <= 64, "self_train.views", "must be in [2, 64]: the image and its mirror, then augmented views")
+        _check(0 < self.temperature <= 10, "self_train.temperature", "must be in (0, 10]")
+        _check(0 <= self.momentum < 1, "self_train.momentum", "must be in [0, 1)")
         _check(0 < self.eps < 1, "self_train.eps", "is a Jaccard distance: must be in (0, 1)")
         _check(self.min_samples >= 1 and self.k1 >= 1 and self.k2 >= 1, "self_train.min_samples", "min_samples, k1 and k2 must be >= 1")
 
@@ -164,7 +174,7 @@ class IndexParams(_Section):
 @dataclass(frozen=True)
 class RetrieveParams(_Section):
     top_k: int = 10  # gallery images returned per query
-    rerank: Reranker = "none"  # re-ranking after the index search (kreciprocal: for several gallery images a person)
+    rerank: Reranker = "auto"  # re-ranking after the index search: auto (the one the run's validation people gain from beyond their noise, else none) | none | aqe | kreciprocal | kreciprocal_local
     depth: int = 100  # candidates per query that re-ranking reorders
     aqe_k: int = 3  # aqe: top gallery images averaged into the query
     aqe_alpha: float = 3.0  # aqe: weight = similarity ** alpha

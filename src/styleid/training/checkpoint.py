@@ -77,8 +77,9 @@ def _read(path: Path) -> object | None:
     return state
 
 
-def load(path: Path, key: str) -> dict | None:
-    """The checkpoint at `path` if it was written under `key`, else None (and it will be overwritten)."""
+def load(path: Path, key: str, fields: tuple[str, ...] = FIELDS) -> dict | None:
+    """The checkpoint at `path` if it was written under `key` and holds `fields` (the loop's, by default), else None (and it
+    will be overwritten)."""
     if (state := _read(path)) is None:
         return None
     if not isinstance(state, dict) or state.get("key") != key:
@@ -86,8 +87,8 @@ def load(path: Path, key: str) -> dict | None:
         return None
     if state.get("finished"):
         return None  # that run ended and saved its model; nothing to go on with
-    missing = [name for name in FIELDS if name not in state]
-    if missing or not isinstance(state.get("rng"), dict) or not isinstance(state.get("model"), dict):
+    missing = [name for name in fields if name not in state]
+    if missing or any(not isinstance(state.get(name), dict) for name in ("rng", "model") if name in fields):
         log.warning("train: ignoring the incomplete checkpoint %s (no %s); training from the start", path,
                     ", ".join(missing) or "usable rng or model state")
         return None
@@ -141,3 +142,13 @@ def finished(path: Path, key: str) -> dict | None:
     """What a run that finished under `key` kept at `path` (see finish), else None."""
     state = _read(path)
     return state.get("kept") if isinstance(state, dict) and state.get("key") == key and state.get("finished") else None
+
+
+def stop_here_for_tests(epoch: int) -> None:
+    """STYLEID_KILL_AFTER_EPOCH=n: the process kills itself (SIGKILL, no cleanup) once epoch n's checkpoint is on
+    disk: how the resume tests stand in for a power cut or an out-of-memory kill."""
+    import os
+    import signal
+
+    if os.environ.get("STYLEID_KILL_AFTER_EPOCH") == str(epoch):
+        os.kill(os.getpid(), signal.SIGKILL)

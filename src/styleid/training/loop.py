@@ -204,7 +204,7 @@ def train(params: Params, data: TrainSet, log_epoch: Callable[[int, dict], None]
         if checkpoint is not None and key and group.main and not last:
             checkpoints.save(checkpoint, checkpoints.state(key, run, best, model, loss_fn, optimizer, scheduler, gen, sampler,
                                                            run.seconds + time.perf_counter() - start))
-            _stop_here_for_tests(epoch)
+            checkpoints.stop_here_for_tests(epoch)
         if run.stopped:
             log.info("early stop: no %s improvement for %d epochs", best.metric, t.patience)
             break
@@ -225,12 +225,3 @@ class Progress:
     step_seconds: float = 0.0
     seconds: float = 0.0  # time spent by earlier (interrupted) runs
 
-
-def _stop_here_for_tests(epoch: int) -> None:
-    """STYLEID_KILL_AFTER_EPOCH=n: the process kills itself (SIGKILL, no cleanup) once epoch n's checkpoint is on
-    disk: how the resume test stands in for a power cut or an out-of-memory kill."""
-    import os
-    import signal
-
-    if os.environ.get("STYLEID_KILL_AFTER_EPOCH") == str(epoch):
-        os.kill(os.getpid(), signal.SIGKILL)

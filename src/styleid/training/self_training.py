@@ -1,50 +1,55 @@
-"""Self-training on the test images (the self_train stage): a short fine-tune of the trained model on pseudo-identities.
+"""Self-training on the test images (the self_train stage): the top of the trained model fine-tuned on pseudo-identities.
 
 The pseudo-people come from search/pseudo_identities.py (k-reciprocal clusters that hold photos and renders);
-no test label is read. The fine-tune is the training recipe itself (loss, cross-domain batches,
-augmentation) started from the trained weights, with the backbone's BatchNorm statistics held, for
-self_train.epochs at self_train.lr, keeping the last epoch: nothing labelled is left to choose another.
-With self_train.rounds > 1 the clustering is redone after each fine-tune with the model it left, so
-neighbourhoods the fine-tune tightened give the next round better pseudo-people (`adapt_rounds`).
+no test label is read. What it costs is a few passes over the images, not a training run's worth:
 
-Whether it helps depends on the data: clusters are only as good as the embedding's neighbourhoods, and
-with a few images a person they chain people together. So the stage first runs the very same procedure
-on the validation people as if they were a test set (`validation_gain`) and keeps it only when their
-score rises beyond its paired bootstrap noise, or, where their score cannot move (all found at 1), their
-mAP does (`keeps`; self_train.use: auto).
+- the model is cut in two (models/split.py): the lower layers, which layer-wise lr decay leaves nearly still anyway, run
+  once over self_train.views views of each image (the image, its mirror, augmented ones) and their outputs are cached
+  (training/view_cache.py); the images' embeddings before and after come from that cache too;
+- only the top (self_train.top_stages of the backbone's last stages and the head) trains, for self_train.epochs passes
+  over the clustered images, each image as one of its cached views drawn at random, in the training recipe's
+  cross-domain batches;
+- each image is pulled toward a memory of its pseudo-person's centroids (training/cluster_memory.py), one per domain
+  by default, which starts from the clusters themselves and follows the model by momentum, instead of class proxies
+  learnt from nothing.
 
-Each fine-tune is resumable (`Resume`): its state is saved after every epoch and, once it ends, its weights, so a
-killed stage goes on where it stopped and ends as an uninterrupted run would.
+With self_train.rounds > 1 the clustering is redone after each fine-tune with the model it left (from the same cache).
+
+Whether it helps depends on the data: clusters are only as good as the embedding's neighbourhoods, and with a few
+images a person they chain people together. So the stage first runs the very same procedure on the validation people as
+if they were a test set (`validation_gain`) and keeps it only when their score rises beyond its paired bootstrap noise,
+or their mAP does while their score is not worse beyond its own (`keeps`; self_train.use: auto).
+
+Resumable (`Resume`): the view cache is saved once it is made, each fine-tune's state after every epoch and, once it
+ends, its weights, so a killed stage goes on where it stopped and ends as an uninterrupted run would.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
+import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
 from styleid import metrics
 from styleid.artifacts import part_images
 from styleid.fileio import write_json
-from styleid.inference.embed import extract
-from styleid.inference.normalize import l2_normalize
-from styleid.inference.transforms import eval_transform
 from styleid.models.embedder import Embedder
 from styleid.params import Params
-from styleid.search.adapt import adapt_pair
 from styleid.search.pseudo_identities import PseudoIdentities, find, purity
 from styleid.training import checkpoint as checkpoints
-from styleid.training.loop import TrainResult, TrainSet, train
+from styleid.training.top_fine_tune import self_train
+from styleid.training.view_cache import Cached, cached_views
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class Resume:
-    """Where the stage keeps its fine-tunes' checkpoints, and the key of what it runs (params, inputs, code)."""
+    """Where the stage keeps its view caches and fine-tunes' checkpoints, and the key of what it runs (params, inputs, code)."""
 
     folder: Path
     key: str
@@ -52,6 +57,10 @@ class Resume:
     def at(self, name: str, pseudo: np.ndarray) -> tuple[Path, str]:
         """The checkpoint of the fine-tune called `name` on these pseudo-labels: other pseudo-people start afresh."""
         return self.folder / f"{name}.pt", checkpoints.run_key(self.key, name, np.asarray(pseudo, np.int64).tobytes())
+
+    def views(self, name: str, paths: list[Path]) -> tuple[Path, str]:
+        """Where the view cache of these images is kept."""
+        return self.folder / f"{name}-views.pt", checkpoints.run_key(self.key, name, "\n".join(map(str, paths)))
 
     def clear(self) -> None:
         """After the stage's outputs are written: nothing is left to resume (a forced rerun fine-tunes again). A marker
@@ -61,30 +70,12 @@ class Resume:
         write_json(self.folder / "finished.json", {"resume": "nothing: the stage's outputs were written"})
 
 
-def self_train(model: Embedder, params: Params, images: list[Path], domains: list[str], pseudo: np.ndarray,
-               checkpoint: tuple[Path, str] | None = None) -> TrainResult:
-    """Fine-tune `model` on the images with a pseudo-person (pseudo >= 0), each with its domain (photo | render).
-    `checkpoint` (path, key): go on from, or return at once what, a fine-tune killed or finished under that key left there."""
-    s = params.self_train
-    keep = [i for i, c in enumerate(pseudo) if c >= 0]
-    # the backbone's BatchNorm statistics stay the trained model's: a few hundred test images would re-standardise every layer
-    # (and FaceNet's offline export folded its BN into the convolutions, which its loaded copy no longer knows)
-    tuned = dataclasses.replace(params, epochs=s.epochs, lr=s.lr,
-                                train=dataclasses.replace(params.train, patience=0, nproc=1, frozen_bn=True))
-    data = TrainSet([(Path(images[i]), f"pseudo-{int(pseudo[i])}") for i in keep], [domains[i] for i in keep])
-    if checkpoint is None:
-        return train(tuned, data, init=model)
-    path, key = checkpoint
-    if (kept := checkpoints.finished(path, key)) is not None:
-        log.info("self_train: %s finished before this run was stopped; its weights are reused", path.stem)
-        done = copy.deepcopy(model)
-        done.load_state_dict(kept.pop("model"))
-        return TrainResult(done.eval(), **kept)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    result = train(tuned, data, checkpoint=path, key=key, init=model)
-    checkpoints.finish(path, key, {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "model"}
-                       | {"model": result.model.state_dict()})
-    return result
+def cache_views(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], resume: Resume | None = None,
+                name: str = "test", exported: Sequence[tuple[Callable, str]] = ()) -> Cached:
+    """The queries' and gallery's views through `model`'s trunk (`exported`: the same trunk cut out of the export, faster); with
+    `resume`, kept there as `<name>-views` for a rerun."""
+    where = resume.views(name, [*queries, *gallery]) if resume is not None else None
+    return cached_views(model, params, queries, gallery, where, name, exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +86,11 @@ class Rounds:
     rounds: int  # rounds that fine-tuned
     seconds: float  # their fine-tuning time
     asked: int  # self_train.rounds
+    before: tuple[np.ndarray, np.ndarray]  # queries' and gallery's embeddings (adapted) before self-training
+    after: tuple[np.ndarray, np.ndarray]  # and after it
+    views_seconds: float = 0.0  # how long caching the views took
+    seen: int = 0  # images (views) the fine-tunes trained on
+    views_runtime: str = "torch"  # what ran the trunk for the views
 
     def summary(self) -> dict:
         """The rounds' own figures for metrics and the model card; none when one round was asked (the pseudo-people are the first's)."""
@@ -103,23 +99,25 @@ class Rounds:
         return {"self_train_rounds": self.rounds, **{f"last_round_{k}": v for k, v in self.last.summary().items()}}
 
 
-def adapt_rounds(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], adapt: str,
-                 first: PseudoIdentities | None = None, resume: Resume | None = None, name: str = "test") -> Rounds:
-    """self_train.rounds of clustering the queries and gallery (as embed_pair embeds them) and fine-tuning on the pseudo-people;
-    `first`: the first round's pseudo-people when the caller already has them. Stops early when a round finds fewer than 2.
-    `resume`: each round's fine-tune checkpointed as `<name>-round-<r>`."""
-    domains = ["photo"] * len(queries) + ["render"] * len(gallery)
-    pseudo = first if first is not None else pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)
-    found, done, seconds = pseudo, 0, 0.0
+def adapt_rounds(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], adapt: str, resume: Resume | None = None,
+                 name: str = "test", cached: Cached | None = None, exported: Sequence[tuple[Callable, str]] = ()) -> Rounds:
+    """self_train.rounds of clustering the queries and gallery (embedded as the embed stage embeds them, from the view cache) and
+    fine-tuning on the pseudo-people. Stops early when a round finds fewer than 2. `resume`: the views and each round's fine-tune
+    kept as `<name>-views` and `<name>-round-<r>`; `cached`: their views when the caller has them (the same model, top_stages, views)."""
+    cached = cached or cache_views(model, params, queries, gallery, resume, name, exported)
+    before = embedded = cached.embed(model, params, adapt)
+    found = pseudo = pseudo_people(*embedded, params)
+    done, seconds, seen = 0, 0.0, 0
     for r in range(params.self_train.rounds):
         if r:
-            pseudo = pseudo_people(*embed_pair(model, params, queries, gallery, adapt), params)
+            pseudo = pseudo_people(*embedded, params)
         if pseudo.people < 2:
             break
         labels = np.concatenate([pseudo.query, pseudo.gallery])
-        result = self_train(model, params, [*queries, *gallery], domains, labels, resume.at(f"{name}-round-{r + 1}", labels) if resume else None)
-        model, done, seconds = result.model, done + 1, seconds + result.seconds
-    return Rounds(model, found, pseudo, done, seconds, params.self_train.rounds)
+        result = self_train(model, params, cached, labels, resume.at(f"{name}-round-{r + 1}", labels) if resume else None)
+        model, done, seconds, seen = result.model, done + 1, seconds + result.seconds, seen + result.images_seen
+        embedded = cached.embed(model, params, adapt)
+    return Rounds(model, found, pseudo, done, seconds, params.self_train.rounds, before, embedded, cached.seconds, seen, cached.runtime)
 
 
 def pseudo_people(queries: np.ndarray, gallery: np.ndarray, params: Params) -> PseudoIdentities:
@@ -128,53 +126,46 @@ def pseudo_people(queries: np.ndarray, gallery: np.ndarray, params: Params) -> P
     return find(queries, gallery, s.eps, s.k1, s.k2, s.min_samples)
 
 
-def embed_pair(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], adapt: str) -> tuple[np.ndarray, np.ndarray]:
-    """Queries and gallery through the torch model as the embed stage embeds (flip averaging, L2, then `adapt`)."""
-    e = params.embed
-    rows = l2_normalize(extract(model, [*queries, *gallery], eval_transform(model.spec), e.batch_size, e.num_workers, "self_train", e.flip_tta))
-    return adapt_pair(rows[: len(queries)], rows[len(queries):], adapt)
-
-
-def validation_gain(model: Embedder, params: Params, split: dict, adapt: str, resume: Resume | None = None) -> dict:
+def validation_gain(model: Embedder, params: Params, split_: dict, adapt: str, resume: Resume | None = None,
+                    exported: Sequence[tuple[Callable, str]] = ()) -> dict:
     """Self-training run on the validation people as a test set: their score before and after, the paired bootstrap 95% interval
     of the gain (what self_train.use auto decides on), and the purity of their pseudo-people (validation labels, read only here)."""
-    return validation_rankings(model, params, split, adapt, resume)[0]
+    return validation_rankings(model, params, split_, adapt, resume, exported=exported)[0]
 
 
-def validation_rankings(model: Embedder, params: Params, split: dict, adapt: str,
-                        resume: Resume | None = None) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
+def validation_rankings(model: Embedder, params: Params, split_: dict, adapt: str, resume: Resume | None = None,
+                        cached: Cached | None = None, exported: Sequence[tuple[Callable, str]] = ()) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
     """validation_gain's row with the validation rankings before and after self-training (None without validation people);
-    scripts/probe_self_training.py compares the after-rankings of two settings, paired."""
-    (q_paths, q_people), (g_paths, g_people) = part_images(split, "val_query"), part_images(split, "val_gallery")
+    scripts/probe_self_training.py compares the after-rankings of settings, paired (`cached`: the views it made for another)."""
+    (q_paths, q_people), (g_paths, g_people) = part_images(split_, "val_query"), part_images(split_, "val_gallery")
     if not q_paths or not g_paths:
         return {"val_people": 0}, None, None
-    q, g = embed_pair(model, params, q_paths, g_paths, adapt)
-    before = metrics.rank_by_scores(q @ g.T)
+    start = time.perf_counter()
+    rounds = adapt_rounds(model, params, q_paths, g_paths, adapt, resume=resume, name="validation", cached=cached, exported=exported)
+    before = metrics.rank_by_scores(rounds.before[0] @ rounds.before[1].T)
     measured = metrics.evaluate(before, q_people, g_people)
-    pseudo = pseudo_people(q, g, params)
+    pseudo = rounds.first
     row = {"val_people": len(set(q_people)), **{f"val_{k}": v for k, v in pseudo.summary().items()},
            "val_purity": round(purity(np.concatenate([pseudo.query, pseudo.gallery]), q_people + g_people), 4),
            "val_score": measured["score"]}
-    if pseudo.people < 2:
-        return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0}, before, before
-    rounds = adapt_rounds(model, params, q_paths, g_paths, adapt, first=pseudo, resume=resume, name="validation")
+    if rounds.rounds == 0:
+        return {**row, "val_score_self_trained": row["val_score"], "val_gain_low": 0.0, "val_gain_high": 0.0,
+                "val_check_seconds": round(time.perf_counter() - start, 2)}, before, before
     if more := rounds.summary():
         row.update({f"val_{k}": v for k, v in more.items()},
                    val_last_round_purity=round(purity(np.concatenate([rounds.last.query, rounds.last.gallery]), q_people + g_people), 4))
-    q_after, g_after = embed_pair(rounds.model, params, q_paths, g_paths, adapt)
-    after = metrics.rank_by_scores(q_after @ g_after.T)
+    after = metrics.rank_by_scores(rounds.after[0] @ rounds.after[1].T)
     low, high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed)
     map_low, map_high = metrics.difference_interval(before, after, q_people, g_people, seed=params.seed, measure="mAP")
     moved = bool(np.any(metrics.per_query("score", before, q_people, g_people) != metrics.per_query("score", after, q_people, g_people)))
     measured_after = metrics.evaluate(after, q_people, g_people)
     return {**row, "val_score_self_trained": measured_after["score"], "val_gain_low": low, "val_gain_high": high, "val_score_moved": moved,
-            "val_map": measured["mAP"], "val_map_self_trained": measured_after["mAP"], "val_map_gain_low": map_low, "val_map_gain_high": map_high}, before, after
+            "val_map": measured["mAP"], "val_map_self_trained": measured_after["mAP"], "val_map_gain_low": map_low, "val_map_gain_high": map_high,
+            "val_check_seconds": round(time.perf_counter() - start, 2)}, before, after
 
 
 def keeps(checked: dict) -> bool:
-    """self_train.use auto's rule on validation_gain's row: the score gains beyond its paired noise. Where the score
-    cannot tell (no validation query's score moved: a saturated set, every person found at 1 before and after),
-    mAP, which weighs every right image's rank, must gain beyond its noise instead."""
-    if checked.get("val_gain_low", 0.0) > 0:
-        return True
-    return not checked.get("val_score_moved", True) and checked.get("val_map_gain_low", 0.0) > 0
+    """self_train.use auto's rule on validation_gain's row (metrics.gains_beyond_noise): the score gains beyond its paired
+    noise, or mAP, which weighs every right image's rank, gains beyond its noise while the score is not worse beyond its own
+    (a saturated set, every query found at 1 before and after, is the case where the score cannot move at all)."""
+    return metrics.gains_beyond_noise(checked.get("val_gain_low", 0.0), checked.get("val_gain_high", 0.0), checked.get("val_map_gain_low", 0.0))
