@@ -106,3 +106,17 @@ def _runtime_choices_stay_in_the_test(tmp_path, monkeypatch):
     from styleid.inference import runtime_choice
 
     monkeypatch.setattr(runtime_choice, "cache_path", lambda: tmp_path / "runtime_choice.json")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker gets its share of the cores: torch (and every pipeline stage a test starts, which
+    inherits the variable) would otherwise run a thread per core in each worker and the workers would thrash."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end runs first (a stable sort keeps the rest in file order), so that no long test is left to run
+    alone at the end while the other workers idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -60,17 +61,57 @@ def metrics_of(repo: Path) -> dict:
     return {k: v for k, v in data.items() if k not in TIMING_KEYS}
 
 
-def test_repro_twice_exp_run_and_determinism(tmp_path):
-    repo = make_repo(tmp_path / "repo", TINY)
-    reads = tmp_path / "reads"
-    run(repo, "dvc", "repro", env={"STYLEID_PARAMS_READ": str(reads)})
+class TinyRun(NamedTuple):
+    repo: Path  # a committed git + DVC repository after `dvc repro` of TINY: copy it (copy_run) before changing anything
+    reads: Path  # the params each stage read (STYLEID_PARAMS_READ) during that run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> TinyRun:
+    """One `dvc repro` of TINY for the whole session, shared by the tests that start from its outputs. Under pytest-xdist
+    the workers share one session folder and the first to get here builds it while the others wait."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: the session's folder above each worker's
+    tiny = TinyRun(root / "tiny-run", root / "tiny-run-reads")
+    with FileLock(str(root / "tiny-run.lock")):
+        if not (root / "tiny-run.done").is_file():
+            shutil.rmtree(tiny.repo, ignore_errors=True)
+            shutil.rmtree(tiny.reads, ignore_errors=True)
+            tiny.repo.mkdir()
+            make_repo(tiny.repo, TINY)
+            run(tiny.repo, "dvc", "repro", env={"STYLEID_PARAMS_READ": str(tiny.reads)})
+            _commit(tiny.repo, "baseline")
+            (root / "tiny-run.done").touch()
+    return tiny
+
+
+def copy_run(tiny: TinyRun, dest: Path, overrides: dict | None = None) -> Path:
+    """A copy of the shared run (git history and DVC cache included), with `overrides` merged into its params.yaml."""
+    shutil.copytree(tiny.repo, dest, symlinks=True)
+    if overrides:
+        params = _merge(yaml.safe_load((dest / "params.yaml").read_text()), overrides)
+        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return dest
+
+
+def _commit(repo: Path, message: str) -> None:
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message)
+
+
+def test_repro_again_skips_everything_and_exp_run_reruns_what_changed(tiny_run, tmp_path):
+    """The shared run's outputs, then: a second `dvc repro` skips every stage; each kind of param reruns its stages.
+    (Two runs from nothing giving the same metrics: the kill tests, whose resumed runs equal the shared one.)"""
+    repo = copy_run(tiny_run, tmp_path / "repo")
     first = metrics_of(repo)
     assert {"recall@1", "recall@5", "recall@10", "mAP", "score", "n_queries", "n_gallery",
             "score_ci95_low", "score_ci95_high", "recall@1_ci95_low", "recall@1_ci95_high"} <= set(first)
     assert first["score_ci95_low"] <= first["score"] <= first["score_ci95_high"]
     _check_accuracy_floor(repo, first)
     _check_submission(repo, first)
-    _check_params_declared(reads)
+    _check_params_declared(tiny_run.reads)
 
     _check_panels(repo)
     _check_search_command(repo)
@@ -79,12 +120,8 @@ def test_repro_twice_exp_run_and_determinism(tmp_path):
     for stage in ("split", "domains", "train", "self_train", "embed", "index", "retrieve", "evaluate"):
         assert f"Stage '{stage}' didn't change, skipping" in again
     assert "source unchanged" in again
-
-    run(repo, "dvc", "repro", "-f")  # everything recomputed from scratch: the same metrics
     assert metrics_of(repo) == first
 
-    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
-    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
     # which stages each kind of param reruns (each experiment starts from the one before it)
     out = run(repo, "dvc", "exp", "run", "-S", "retrieve.top_k=5", "--name", "top5")
     _check_reran(out, ["retrieve", "evaluate"])
@@ -164,8 +201,7 @@ def test_distributed_pipeline_matches_the_single_process_one(tmp_path):
     repo = make_repo(tmp_path / "repo", config)
     run(repo, "dvc", "repro")
     single = metrics_of(repo)
-    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
-    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
+    _commit(repo, "baseline")
     out = run(repo, "dvc", "exp", "run", "--name", "dist", "-S", "train.nproc=2", "-S", "embed.engine=ray", "-S", "embed.ray_actors=2",
               "-S", "index.shards=2", "-S", "index.merge=false")
     assert "2 process(es)" in out and "embed (ray)" in out and "2 parts (IndexShards)" in out
@@ -216,12 +252,10 @@ def _check_search_command(repo: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1] == "styleid search: error: models/model.safetensors: missing; run `dvc repro train` to build it"
 
 
-def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tmp_path):
-    repo = make_repo(tmp_path / "repo", TINY)
-    run(repo, "dvc", "repro")
+def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tiny_run, tmp_path):
+    repo = copy_run(tiny_run, tmp_path / "repo")
     run(repo, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
-    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
-    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "results")
+    _commit(repo, "results")
     run(repo, "dvc", "push")
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
@@ -356,36 +390,35 @@ def _repro_killed_after_epoch_1(repo: Path, output: Path, checkpoint: Path) -> N
     assert state["epoch"] == 1 and len(state["history"]) == 1
 
 
-def test_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
-    """SIGKILL once epoch 1 of 3 is checkpointed; the next `dvc repro` goes on from epoch 2 and every metric
-    (training curves included) equals a run that was never interrupted."""
+def test_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run(tiny_run, tmp_path):
+    """SIGKILL once epoch 1 of 2 is checkpointed; the next `dvc repro` goes on from epoch 2 and every metric
+    (training curves included) equals the shared run's, which was never interrupted: a second run from nothing
+    that gives the same metrics (determinism)."""
     import torch
 
-    config = _merge(json.loads(json.dumps(TINY)), {"epochs": 3, "train": {"patience": 0}})
-    whole = make_repo(tmp_path / "whole", config)
-    run(whole, "dvc", "repro")
-    cut = make_repo(tmp_path / "cut", config)
+    whole = tiny_run.repo
+    cut = make_repo(tmp_path / "cut", TINY)
     _repro_killed_after_epoch_1(cut, cut / "models" / "model.safetensors", cut / "models" / "checkpoint" / "state.pt")
     out = run(cut, "dvc", "repro")
-    assert "resuming after epoch 1 of 3" in out and "Stage 'split' didn't change, skipping" in out
+    assert "resuming after epoch 1 of 2" in out and "Stage 'split' didn't change, skipping" in out
     assert metrics_of(cut) == metrics_of(whole)
     timing = {"train_seconds", "train_images_per_s"}
     train_of = lambda repo: {k: v for k, v in json.loads((repo / "metrics" / "train.json").read_text()).items() if k not in timing}  # noqa: E731
-    assert train_of(cut) == train_of(whole) and train_of(cut)["epochs_run"] == 3
+    assert train_of(cut) == train_of(whole) and train_of(cut)["epochs_run"] == 2
     curves = lambda repo: (repo / "dvclive" / "plots" / "metrics" / "train" / "val_score.tsv").read_text()  # noqa: E731
     assert curves(cut) == curves(whole)
     assert torch.load(cut / "models" / "checkpoint" / "state.pt", weights_only=True)["finished"] is True  # shrunk once the model is saved
 
 
-def test_self_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
+def test_self_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_run(tiny_run, tmp_path):
     """SIGKILL once the self-training fine-tune's epoch 1 of 3 is checkpointed; the next `dvc repro` goes on from epoch 2
-    (training is not redone) and the fine-tuned model's results equal a run that was never interrupted."""
+    (training is not redone) and the fine-tuned model's results equal a run that was never interrupted. Both start
+    from the shared run's trained model."""
     pseudo = {"k1": 4, "k2": 2, "min_samples": 2}  # tiny clusters (3 + 3 images a test person)
-    config = _merge(json.loads(json.dumps(TINY)), {"self_train": {"use": "always", "epochs": 3, "lr": 0.001, **pseudo}})
-    whole = make_repo(tmp_path / "whole", config)
-    run(whole, "dvc", "repro")
-    cut = make_repo(tmp_path / "cut", config)
-    run(cut, "dvc", "repro", "train")
+    config = {"self_train": {"use": "always", "epochs": 3, "lr": 0.001, **pseudo}}
+    whole = copy_run(tiny_run, tmp_path / "whole", config)
+    assert "Stage 'train' didn't change, skipping" in run(whole, "dvc", "repro")
+    cut = copy_run(tiny_run, tmp_path / "cut", config)
     _repro_killed_after_epoch_1(cut, cut / "models" / "self_trained", cut / "models" / "self_train_checkpoint" / "test-round-1.pt")
     out = run(cut, "dvc", "repro")
     assert "resuming after epoch 1 of 3" in out and "Stage 'train' didn't change, skipping" in out

@@ -251,7 +251,7 @@ def test_pixels_and_model_input_match_torchvision():
     from torchvision.transforms import v2 as T
 
     from styleid.inference.transforms import model_input, to_pixels
-    from styleid.models.embedder import ModelSpec
+    from styleid.models.spec import ModelSpec
 
     rgb = Image.fromarray((np.random.default_rng(1).random((33, 47, 3)) * 255).astype(np.uint8))
     for img in (rgb, rgb.convert("L").convert("RGB")):

@@ -69,7 +69,7 @@ def quantize_export(model_dir: Path, calibration_pool: list[Path], check_pool: l
     on up to 64 validation images (never test images)."""
     from styleid.fileio import write_json
     from styleid.inference.runtimes import INT8_CHECK, INT8_FILE, ONNX_FILE
-    from styleid.models.embedder import load_spec
+    from styleid.models.spec import load_spec
 
     rng = np.random.default_rng(seed)
     pick = lambda pool, n: [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]  # noqa: E731

@@ -18,7 +18,7 @@ import numpy as np
 
 from styleid.errors import ParamsError, StyleidError
 from styleid.inference.transforms import eval_transform
-from styleid.models.embedder import spec_from_json
+from styleid.models.spec import spec_from_json
 from styleid.params import EmbedParams
 
 log = logging.getLogger(__name__)

@@ -21,15 +21,12 @@ import numpy as np
 import torch
 
 from styleid.errors import StyleidError
+from styleid.inference.onnx_session import (  # noqa: F401  (the file names: callers import them from here too)
+    GOOD_INT8_COSINE, INT8_CHECK, INT8_FILE, ONNX_FILE, ONNX_FILES, check_shapes, onnx_path, ort_session)
 from styleid.registry import Registry
 
 log = logging.getLogger(__name__)
 
-ONNX_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"  # the export, statically quantised (inference/quantize.py): embed.precision int8
-INT8_CHECK = "model.int8.json"  # the int8 model's agreement with fp32 on validation images, written beside it
-ONNX_FILES = {"fp32": ONNX_FILE, "int8": INT8_FILE}
-GOOD_INT8_COSINE = 0.98  # precision auto takes int8 only when its embeddings keep at least this mean cosine to fp32's
 FASTEST_FIRST = ("onnxruntime", "openvino", "torch")  # the usual order; auto measures the two ONNX runtimes where both are installed
 
 
@@ -59,14 +56,6 @@ class OnnxModel:
         return self
 
 
-def _onnx_path(model_dir: Path, precision: str) -> Path:
-    path = Path(model_dir) / ONNX_FILES[precision]
-    if not path.is_file():
-        fix = "set embed.precision: fp32" if precision == "int8" else "set embed.runtime: torch"
-        raise StyleidError(f"{path}: missing; run `dvc repro export` (or {fix})")
-    return path
-
-
 def _threads() -> int:
     return torch.get_num_threads() or os.cpu_count() or 1
 
@@ -81,44 +70,24 @@ def _load_torch(model_dir: Path, device: torch.device, precision: str):
 
 
 def _load_onnxruntime(model_dir: Path, device: torch.device, precision: str) -> OnnxModel:
-    import onnxruntime as ort
+    from styleid.models.spec import load_spec
 
-    from styleid.models.embedder import load_spec
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = _threads()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep: the decoding thread gets the core
-    available = ort.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider",) if device.type == "cuda" and p in available] + ["CPUExecutionProvider"]
-    path = _onnx_path(model_dir, precision)
-    try:
-        session = ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as exc:  # onnxruntime's own error types: a damaged or foreign file
-        raise StyleidError(f"{path}: not an ONNX model onnxruntime can load ({type(exc).__name__}); export the model again") from None
+    path = onnx_path(model_dir, precision)
+    session = ort_session(path, _threads(), cuda=device.type == "cuda")
     spec = load_spec(Path(model_dir))
     check_shapes(path, spec, session.get_inputs()[0].shape, session.get_outputs()[0].shape)
     name = session.get_inputs()[0].name
     return OnnxModel(lambda x: session.run(None, {name: x})[0], spec, "onnxruntime")
 
 
-def check_shapes(path: Path, spec, inputs: list, outputs: list) -> None:
-    """The ONNX file takes the images model.json describes and gives its embedding size: one line naming the file when the
-    two come from different models (a size ONNX leaves open, such as the batch, is not checked)."""
-    fixed = lambda dim, want: not isinstance(dim, int) or dim == want  # noqa: E731
-    if len(inputs) != 4 or not fixed(inputs[2], spec.input_size) or not fixed(inputs[3], spec.input_size) or not fixed(outputs[-1], spec.out_dim):
-        raise StyleidError(f"{path}: takes {inputs} and gives {outputs}, but model.json describes {spec.input_size}x{spec.input_size} "
-                           f"images and {spec.out_dim}-d embeddings: the two files come from different models; export the model again")
-
-
 def _load_openvino(model_dir: Path, device: torch.device, precision: str) -> OnnxModel:
     import openvino as ov
 
-    from styleid.models.embedder import load_spec
+    from styleid.models.spec import load_spec
 
     # f32: on CPUs with bfloat16 units OpenVINO otherwise runs an fp32 model in bf16 (embeddings 2e-3 off torch's)
     config = {"INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": "f32"}
-    compiled = ov.Core().compile_model(str(_onnx_path(model_dir, precision)), "CPU", config)
+    compiled = ov.Core().compile_model(str(onnx_path(model_dir, precision)), "CPU", config)
     request = compiled.create_infer_request()
     return OnnxModel(lambda x: request.infer({0: x})[compiled.output(0)].copy(), load_spec(Path(model_dir)), "openvino")
 
@@ -165,7 +134,7 @@ def load_runtime(name: str, model_dir: Path, device: torch.device, precision: st
     if len(onnx) < 2:
         return RUNTIMES.get(runtime).load(model_dir, device, resolved)
     from styleid.inference.runtime_choice import fastest
-    from styleid.models.embedder import load_spec
+    from styleid.models.spec import load_spec
 
     loaded: dict[str, OnnxModel] = {}
 

@@ -12,7 +12,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
-from styleid.models.embedder import ModelSpec
+from styleid.models.spec import ModelSpec
 
 
 def interpolation(name: str) -> InterpolationMode:

@@ -7,7 +7,6 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 from torch import nn
 
 from styleid.errors import ParamsError, StyleidError
@@ -25,6 +24,8 @@ class DataConfig:
 
 @functools.cache
 def _timm_names() -> frozenset[str]:
+    import timm  # here, not at the top: timm takes seconds to import and FaceNet (the default) does without it
+
     return frozenset(timm.list_models())
 
 
@@ -68,6 +69,8 @@ def create_backbone(name: str, pretrained: str, hub_variant: str = "vggface2") -
         if pretrained not in ("offline", "hub", "none"):
             _load_file(model, Path(pretrained))
         return model, DataConfig(facenet.INPUT_SIZE, facenet.MEAN, facenet.STD, "bilinear")
+    import timm
+
     if pretrained == "hub":
         try:
             model = timm.create_model(name, pretrained=True)

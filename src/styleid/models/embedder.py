@@ -18,26 +18,8 @@ from styleid.fileio import atomic_path, write_json
 from styleid.models import facenet
 from styleid.models.backbones import create_backbone, feature_dim
 from styleid.models.pooling import use_gem
+from styleid.models.spec import ModelSpec, spec_from_json
 from styleid.models.state_files import tensors_from_bytes
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    backbone: str
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    interpolation: str
-    crop_pct: float
-    feature_dim: int  # the backbone's pooled output size
-    embed_dim: int  # 0 = the features themselves
-    normalize_input: bool  # False: pixels in [0, 1] (the reference's "no ImageNet normalisation" ablation)
-    pooling: str = "avg"  # avg | gem
-    gem_p: float = 3.0
-
-    @property
-    def out_dim(self) -> int:
-        return self.embed_dim or self.feature_dim
 
 
 class Embedder(nn.Module):
@@ -129,20 +111,6 @@ def load(folder: Path) -> Embedder:
     if not spec_path.is_file() or not weights_path.is_file():
         raise StyleidError(f"{folder}: no trained model; run `dvc repro train` first")
     return loads(json.loads(spec_path.read_text()), weights_path.read_bytes())
-
-
-def load_spec(folder: Path) -> ModelSpec:
-    """The trained model's spec alone (model.json): what an exported runtime needs beside the ONNX file."""
-    path = folder / "model.json"
-    if not path.is_file():
-        raise StyleidError(f"{folder}: no trained model; run `dvc repro train` first")
-    return spec_from_json(json.loads(path.read_text()))
-
-
-def spec_from_json(spec_json: dict) -> ModelSpec:
-    """model.json's contents as a ModelSpec (JSON lists back to tuples; extra keys such as best_epoch dropped)."""
-    fields = ModelSpec.__dataclass_fields__
-    return ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec_json.items() if k in fields})
 
 
 def loads(spec_json: dict, weights: bytes) -> Embedder:

@@ -17,7 +17,7 @@ from torchvision.transforms import v2 as T
 
 from styleid.data.stylize import stylize
 from styleid.inference.transforms import eval_transform, interpolation, to_pixels
-from styleid.models.embedder import ModelSpec
+from styleid.models.spec import ModelSpec
 from styleid.params import AugmentParams
 
 

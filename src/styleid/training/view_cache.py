@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from styleid.inference.dataset import read_image
 from styleid.inference.embed import prefetched
 from styleid.inference.transforms import eval_transform, prepare_batch
-from styleid.models.embedder import Embedder, ModelSpec
+from styleid.models.embedder import Embedder
+from styleid.models.spec import ModelSpec
 from styleid.models.split import Split, split
 from styleid.params import Params
 from styleid.progress import bar

@@ -1,0 +1,59 @@
+"""Photos -> embeddings through the exported ONNX model with NumPy, Pillow and ONNX Runtime alone: no torch and no
+torchvision, whose import would otherwise be most of a cold `styleid search` or a server's start.
+
+The pixels are the test-time transform's (inference/transforms.py: torchvision resizes and crops PIL images with PIL
+itself) and the model input is the same scale and shift per channel; flip averaging is inference/embed.py's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from styleid.inference.normalize import l2_normalize
+from styleid.inference.onnx_session import check_shapes, onnx_path, ort_session
+from styleid.models.spec import load_spec
+
+RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+class OnnxPhotoModel:
+    """The exported model (fp32 or int8) called on PIL images; `embed` gives raw float32 (n, d) rows."""
+
+    def __init__(self, model_dir: Path, precision: str = "fp32", threads: int = 0):
+        self.spec = spec = load_spec(Path(model_dir))
+        path = onnx_path(model_dir, precision)
+        self.session = ort_session(path, threads)
+        check_shapes(path, spec, self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape)
+        self.input_name = self.session.get_inputs()[0].name
+        mean = np.array(spec.mean if spec.normalize_input else (0.0, 0.0, 0.0), np.float64)
+        std = np.array(spec.std if spec.normalize_input else (1.0, 1.0, 1.0), np.float64)
+        self.scale = (1.0 / (255.0 * std)).astype(np.float32).reshape(3, 1, 1)
+        self.shift = (-mean / std).astype(np.float32).reshape(3, 1, 1)
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """uint8 (3, size, size): the whole image resized to size / crop_pct, then its centre (faces sit in the middle)."""
+        size = self.spec.input_size
+        side = int(round(size / self.spec.crop_pct))
+        image = image.convert("RGB") if image.mode != "RGB" else image
+        image = image.resize((side, side), RESAMPLE.get(self.spec.interpolation, Image.Resampling.BILINEAR))
+        if side != size:
+            top = left = int(round((side - size) / 2.0))
+            image = image.crop((left, top, left + size, top + size))
+        return np.asarray(image).transpose(2, 0, 1)
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(None, {self.input_name: np.ascontiguousarray(inputs, dtype=np.float32)})[0], np.float32)
+
+    def embed(self, images: Sequence[Image.Image], flip: bool = False, batch_size: int = 64) -> np.ndarray:
+        """flip: each row is the sum of the L2-normalised image and mirror embeddings."""
+        blocks = []
+        for lo in range(0, len(images), batch_size):
+            inputs = np.stack([self.pixels(img) for img in images[lo : lo + batch_size]]).astype(np.float32) * self.scale + self.shift
+            out = self.forward(inputs)
+            if flip:
+                out = l2_normalize(out) + l2_normalize(self.forward(inputs[..., ::-1]))
+            blocks.append(out)
+        return np.concatenate(blocks) if blocks else np.zeros((0, self.spec.out_dim), np.float32)

@@ -1,0 +1,66 @@
+"""The search path without torch: ONNX Runtime, NumPy and Pillow give the torch runtime's embeddings, and a cold
+`styleid search --index` (and `styleid index`) never imports torch for a model whose photos need no alignment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from conftest import write_image
+from PIL import Image
+
+from styleid.inference.onnx_photos import OnnxPhotoModel
+
+
+def _photos(tmp_path: Path) -> list[Image.Image]:
+    """Sizes, shapes and modes a person's photos come in: portrait, landscape, small, grey, with alpha."""
+    sizes = [(40, 40), (97, 61), (250, 250), (33, 120)]
+    images = [Image.open(write_image(tmp_path / f"p{k}.png", k, size)) for k, size in enumerate(sizes)]
+    return images + [images[2].convert("L"), images[1].convert("RGBA")]
+
+
+def test_the_onnx_photo_model_sees_the_pixels_and_gives_the_embeddings_of_the_torch_path(exported_model, tmp_path):
+    from styleid.data.align import AlignSettings
+    from styleid.gallery.embedder import PhotoEmbedder
+    from styleid.inference.transforms import eval_transform
+
+    lite = OnnxPhotoModel(exported_model)
+    photos = _photos(tmp_path)
+    transform = eval_transform(lite.spec)
+    for photo in photos:
+        assert np.array_equal(lite.pixels(photo), transform(photo.convert("RGB")).numpy())
+    for flip in (False, True):
+        torch_path = PhotoEmbedder(exported_model, AlignSettings("none", 256, 0.2), flip, runtime="onnxruntime").embed(photos)
+        lite_rows = lite.embed(photos, flip)
+        lite_rows /= np.linalg.norm(lite_rows, axis=1, keepdims=True)
+        assert lite_rows.shape == torch_path.shape == (len(photos), 16)
+        np.testing.assert_allclose(lite_rows, torch_path, atol=1e-5)
+
+
+def test_a_cold_search_of_an_index_imports_no_torch_and_ranks_as_the_torch_path(exported_model, tmp_path):
+    from styleid.data.align import AlignSettings
+    from styleid.gallery.embedder import PhotoEmbedder
+    from styleid.gallery.folder_index import FolderIndex
+
+    gallery = tmp_path / "gallery"
+    for k in range(6):
+        write_image(gallery / f"g{k}.png", 100 + k, (60 + 7 * k, 64))
+    photo = write_image(tmp_path / "photo.png", 100, (60, 64))
+    probe = ("import sys\nfrom styleid.cli import app\ntry:\n    app(sys.argv[1:])\nfinally:\n"
+             "    print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)\n")
+    runs = {}
+    for args in (["index", str(gallery), "--out", str(tmp_path / "idx"), "--model", str(exported_model)],
+                 ["search", str(photo), "--index", str(tmp_path / "idx"), "--json", "--top-k", "6"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1] == "NO TORCH", (args[0], proc.stderr[-2000:])
+        runs[args[0]] = proc.stdout
+    matches = json.loads(runs["search"])["results"][0]["matches"]
+    index = FolderIndex.load(tmp_path / "idx")
+    torch_path = PhotoEmbedder(exported_model, AlignSettings("none", 256, 0.2), True, runtime="onnxruntime")  # torch transforms
+    scores = torch_path.embed([Image.open(gallery / name) for name in index.paths]) @ torch_path.embed([Image.open(photo)])[0]
+    assert [m["name"] for m in matches] == [index.paths[i] for i in np.argsort(-scores, kind="stable")]
+    assert matches[0]["name"] == "g0.png" and abs(matches[0]["score"] - float(scores.max())) < 1e-3
