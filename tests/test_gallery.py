@@ -57,15 +57,15 @@ def test_exported_model_runs_with_onnxruntime_alone_and_equals_torch(model_dir, 
 
 
 def test_reindexing_embeds_only_new_and_changed_files_and_drops_removed_ones(model_dir, tmp_path, monkeypatch):
-    from styleid.gallery.embedder import PhotoEmbedder
+    from styleid.gallery.embedder import OnnxPhotoEmbedder  # what a model without face alignment embeds a gallery with
 
     gallery = tmp_path / "gallery"
     for k in range(4):
         write_image(gallery / f"person{k % 2}" / f"{k}.png", k)
     (gallery / "notes.png").write_bytes(b"not an image")  # skipped with its reason, never fatal
     embedded: list[int] = []
-    original = PhotoEmbedder.embed
-    monkeypatch.setattr(PhotoEmbedder, "embed", lambda self, images: embedded.append(len(images)) or original(self, images))
+    original = OnnxPhotoEmbedder.embed
+    monkeypatch.setattr(OnnxPhotoEmbedder, "embed", lambda self, images: embedded.append(len(images)) or original(self, images))
     report = build_index(gallery, tmp_path / "index", model_dir)
     assert (report.added, report.changed, report.removed, report.kept, sum(embedded)) == (4, 0, 0, 0, 4)
     assert [name for name, _ in report.skipped] == ["notes.png"]

@@ -13,6 +13,7 @@ from styleid import shards
 from styleid.artifacts import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL_DIR, RERANK_CHOICE, embedding_model
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
+from styleid.index_cli import index_app
 from styleid.runner import stage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -22,6 +23,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 @app.callback()
 def main() -> None:
     """styleid: cross-domain identity retrieval (photo -> cartoons, caricatures, renders)."""
+
+
+app.add_typer(index_app, name="index")
 
 
 def _need(path: Path, target: str) -> None:
@@ -157,32 +161,18 @@ def export(out: Path = typer.Option(Path("exported"), "--out", help="the folder 
                f"{match.get('false_match_rate', 0):.0%} false matches)")
 
 
-@app.command("index")
-@stage
-def index(folder: Path = typer.Argument(..., help="a folder of gallery images (searched recursively)"),
-          out: Path = typer.Option(..., "--out", help="the index folder to write or update: new, empty, or an earlier index"),
-          force: bool = typer.Option(False, "--force", help="also replace another kind of styleid folder (never anything else)"),
-          model: Optional[str] = typer.Option(None, "--model", help="an exported model folder, a repository, or a repository's git URL "
-                                              "(its styleid-model DVC artifact; URL#v1.0.0 for a version); default: this repository's")) -> None:
-    """Index every image under FOLDER; run again, only new or changed files are embedded and removed ones dropped."""
-    from styleid.gallery.folder_index import build_index
-    from styleid.gallery.model_dir import find_model
-
-    report = build_index(folder, out, find_model(model), force=force)
-    typer.echo(f"{out}: {report.added} added, {report.changed} changed, {report.removed} removed, {report.kept} unchanged, "
-               f"{len(report.skipped)} skipped; {report.seconds:.1f}s")
-
-
 @app.command("serve")
 @stage
 def serve(index_dir: Path = typer.Option(..., "--index", help="an index from `styleid index`"),
           host: str = typer.Option("127.0.0.1", "--host", help="the address to listen on (0.0.0.0: every network; think first)"),
-          port: int = typer.Option(8000, "--port", min=1, max=65535)) -> None:
-    """Serve a search page and a JSON API (POST /search, GET /health) over INDEX."""
+          port: int = typer.Option(8000, "--port", min=1, max=65535),
+          token: Optional[str] = typer.Option(None, "--token", help="needed to change the gallery (POST, DELETE /gallery); "
+                                              "also $STYLEID_TOKEN. Without one, a server beyond 127.0.0.1 is read-only")) -> None:
+    """Serve a search page and a JSON API (POST /search, GET /health, GET/POST/DELETE /gallery) over INDEX."""
     from styleid.serve.app import serve as run
 
     typer.echo(f"styleid: http://{host}:{port}/ (index {index_dir}); Ctrl-C stops")
-    run(index_dir, host, port)
+    run(index_dir, host, port, token)
 
 
 COMPARISON = "styleid compare"  # the "kind" of compare's JSON: how a later --json knows the file may be replaced

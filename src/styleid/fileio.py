@@ -25,14 +25,18 @@ def _pid_alive(pid: int) -> bool:
 
 def sweep_stale(path: str | Path) -> list[Path]:
     """Remove the temporary siblings of `path` (.<name>.<pid>-*.tmp) whose process is gone: what a killed
-    stage left behind. A live process's siblings (another worker's) are left alone. Returns what was removed."""
+    stage left behind. A live process's siblings (another worker's) are left alone. A folder that atomic_dir was
+    replacing when its process died, with `path` missing, is put back instead. Returns what was removed."""
     path = Path(path)
     if not path.parent.is_dir():
         return []
     removed = []
-    for sibling in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+    for sibling in sorted(path.parent.glob(f".{glob_escape(path.name)}.*.tmp")):
         pid = sibling.name[len(path.name) + 2 :].split("-", 1)[0]
         if pid.isdigit() and not _pid_alive(int(pid)):
+            if sibling.name.endswith(OLD_SUFFIX) and sibling.is_dir() and not os.path.lexists(path):
+                sibling.rename(path)  # killed between atomic_dir's two renames: the last complete version goes back
+                continue
             shutil.rmtree(sibling, ignore_errors=True) if sibling.is_dir() and not sibling.is_symlink() else sibling.unlink(missing_ok=True)
             removed.append(sibling)
     return removed
@@ -40,6 +44,9 @@ def sweep_stale(path: str | Path) -> list[Path]:
 
 def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+OLD_SUFFIX = "-old.tmp"  # atomic_dir's name for the version it is replacing, for the moment between its two renames
 
 
 def _prefix(path: Path) -> str:
@@ -79,9 +86,11 @@ def atomic_dir(path: str | Path, kind: str, *, force: bool = False, flag: str = 
         ownership.write_marker(tmp, kind)
         if os.path.lexists(path):
             ownership.claim(path, kind, force, flag)  # still ours after the work: nobody put their files there meanwhile
-            old = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix="-old.tmp", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=OLD_SUFFIX, dir=path.parent))
             old.rmdir()
             path.rename(old)
+            if os.environ.get("STYLEID_KILL_BETWEEN_RENAMES"):  # a test hook: die where `path` is briefly missing
+                os.kill(os.getpid(), 9)
             tmp.rename(path)
             shutil.rmtree(old, ignore_errors=True)
         else:

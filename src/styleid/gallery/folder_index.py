@@ -10,6 +10,7 @@ INDEX is never the gallery folder, inside it or around it, and is replaced only 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -21,13 +22,19 @@ import numpy as np
 
 from styleid import ownership
 from styleid.errors import StyleidError
-from styleid.fileio import atomic_dir, read_json, write_json
+from styleid.fileio import atomic_dir, read_json, sweep_stale, write_json
 from styleid.gallery.model_dir import check_model
 from styleid.images import BadImage, is_image_name, load_rgb
 
 log = logging.getLogger(__name__)
 
 FILES, EMBEDDINGS, FAISS, MODEL = "files.json", "embeddings.npy", "gallery.faiss", "model"
+ADDED = "added"  # INDEX/added/: images added through `styleid index add` or POST /gallery, kept by the index itself
+
+
+def image_id(path: str) -> str:
+    """A folder image's id: stable across runs, as its path is (an added image's id is its content's, gallery/edit.py)."""
+    return hashlib.sha1(f"folder:{path}".encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -68,33 +75,62 @@ def _scan(folder: Path) -> tuple[dict[str, dict], list[tuple[str, str]]]:
     return {name: files[name] for name in sorted(files, key=lambda n: n.split("/"))}, skipped
 
 
-def _previous(index_dir: Path, model_json: dict) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
-    """The rows an earlier run made with the same model; none when there is no index, its model differs, or it is
-    damaged (then every image is embedded again)."""
+def _previous(index_dir: Path, model_json: dict) -> tuple[dict[str, dict], dict[str, np.ndarray], list[tuple[dict, np.ndarray]], list[str]]:
+    """The rows an earlier run made with the same model, the added images with theirs, and the folder images removed
+    by hand (not indexed again); none when there is no index, its model differs, or it is damaged (then every image
+    is embedded again, and added images are kept only from an intact index)."""
     if not (index_dir / FILES).is_file() or not (index_dir / MODEL / "model.json").is_file():
-        return {}, {}
+        return {}, {}, [], []
     try:
         ownership.verify(index_dir, "index")
+        doc = read_json(index_dir / FILES)
+        entries, excluded = doc["files"], list(doc.get("excluded", []))
+        added = [e for e in entries if e.get("added")]
         if read_json(index_dir / MODEL / "model.json") != model_json:
+            if added:
+                raise StyleidError(f"{index_dir}: holds {len(added)} added images, made with another model; index into a new folder")
             log.info("index: %s was made with another model; embedding every image again", index_dir)
-            return {}, {}
-        entries = read_json(index_dir / FILES)["files"]
+            return {}, {}, [], excluded
         rows = np.load(index_dir / EMBEDDINGS)
         if len(rows) != len(entries):
             raise StyleidError(f"{index_dir / EMBEDDINGS}: {len(rows)} rows for {len(entries)} files")
-        return {e["path"]: e for e in entries}, {e["path"]: rows[i] for i, e in enumerate(entries)}
-    except (StyleidError, OSError, ValueError, KeyError, TypeError) as exc:
+        folder_rows = [(e, rows[i]) for i, e in enumerate(entries) if not e.get("added")]
+        return ({e["path"]: e for e, _ in folder_rows}, {e["path"]: r for e, r in folder_rows},
+                [(e, rows[i]) for i, e in enumerate(entries) if e.get("added")], excluded)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("index: the existing index is damaged (%s); embedding every image again", exc)
-        return {}, {}
+        return {}, {}, [], []
+
+
+def write_index(index_dir: Path, folder: Path, entries: list[dict], rows: np.ndarray, model_dir: Path, excluded: list[str],
+                added_from: Path | None = None, new_files: dict[str, bytes] | None = None, force: bool = False) -> None:
+    """INDEX as one whole, replacing the old one in one step: entries (files.json), their rows, FAISS over them, the
+    model, and the added images (linked from `added_from`, the index being replaced, or written from `new_files`)."""
+    import faiss
+
+    from styleid.search import index as faiss_index
+
+    index = faiss_index.build(rows.astype(np.float32))  # exact inner product over unit rows: cosine
+    with atomic_dir(index_dir, "index", force=force) as tmp:
+        write_json(tmp / FILES, {"folder": str(folder.resolve()), "files": entries, "excluded": sorted(set(excluded))})
+        np.save(tmp / EMBEDDINGS, rows.astype(np.float32))
+        faiss.write_index(index, str(tmp / FAISS))
+        (tmp / MODEL).mkdir()
+        for name in ("model.json", "model.onnx", "card.json"):
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, tmp / MODEL / name)
+        for rel in (e["path"] for e in entries if e.get("added")):
+            (tmp / rel).parent.mkdir(exist_ok=True)
+            if new_files and rel in new_files:
+                (tmp / rel).write_bytes(new_files[rel])
+            else:
+                os.link(added_from / rel, tmp / rel)  # never changed once written: a link, not a copy
 
 
 def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int = 32, force: bool = False) -> IndexReport:
     """Embed what is new or changed under `folder` with the model in `model_dir` and write `index_dir` (force: even over
     another kind of styleid folder)."""
-    import faiss
-
     from styleid.gallery.embedder import PhotoEmbedder
-    from styleid.search import index as faiss_index
 
     start = time.perf_counter()
     if not folder.is_dir():
@@ -104,11 +140,12 @@ def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int 
     ownership.claim(index_dir, "index", force)
     check_model(model_dir)
     model_json = read_json(model_dir / "model.json")
-    seen, old_rows = _previous(index_dir, model_json)
+    seen, old_rows, added, excluded = _previous(index_dir, model_json)
     current, skipped = _scan(folder)
+    current = {p: meta for p, meta in current.items() if p not in set(excluded)}  # removed by hand: stays out
     for rel, why in skipped:
         log.warning("index: skipped %s: %s", rel, why)
-    if not current:
+    if not current and not added:
         raise StyleidError(f"{folder}: no images (.jpg, .png, ...) found")
     unchanged = {p for p, meta in current.items() if p in seen and (seen[p]["size"], seen[p]["mtime_ns"]) == (meta["size"], meta["mtime_ns"])}
     todo = [p for p in current if p not in unchanged]
@@ -127,18 +164,11 @@ def build_index(folder: Path, index_dir: Path, model_dir: Path, batch_size: int 
             if images:
                 fresh.update(zip(names, embedder.embed(images)))
     keep = [p for p in current if p in unchanged or p in fresh]
-    if not keep:
+    if not keep and not added:
         raise StyleidError(f"{folder}: none of its images could be read (first: {skipped[0][0]}: {skipped[0][1]})")
-    rows = np.stack([old_rows[p] if p in unchanged else fresh[p] for p in keep]).astype(np.float32)
-    index = faiss_index.build(rows)  # exact inner product over unit rows: cosine
-    with atomic_dir(index_dir, "index", force=force) as tmp:
-        write_json(tmp / FILES, {"folder": str(folder.resolve()), "files": [{"path": p, **current[p]} for p in keep]})
-        np.save(tmp / EMBEDDINGS, rows)
-        faiss.write_index(index, str(tmp / FAISS))
-        (tmp / MODEL).mkdir()
-        for name in ("model.json", "model.onnx", "card.json"):
-            if (model_dir / name).is_file():
-                shutil.copy2(model_dir / name, tmp / MODEL / name)
+    entries = [{"path": p, **current[p], "id": image_id(p), **({"label": seen[p]["label"]} if "label" in seen.get(p, {}) else {})} for p in keep]
+    rows = np.stack([old_rows[p] if p in unchanged else fresh[p] for p in keep] + [row for _, row in added])
+    write_index(index_dir, folder, entries + [e for e, _ in added], rows, model_dir, excluded, added_from=index_dir, force=force)
     changed = sum(1 for p in todo if p in seen and p in fresh)
     return IndexReport(added=sum(1 for p in todo if p not in seen and p in fresh), changed=changed,
                        removed=sum(1 for p in seen if p not in current), kept=len(unchanged), skipped=skipped,
@@ -154,19 +184,24 @@ class FolderIndex:
     index: object
     model_dir: Path
     card: dict  # the model's card.json ({} without one): its match threshold marks the results
+    index_dir: Path
+    entries: list[dict]  # files.json's, row by row: path, id, label and added where they apply
 
     @classmethod
     def load(cls, index_dir: Path) -> "FolderIndex":
         """The index, checked whole: its files as styleid wrote them, and as many rows as files, of its model's width."""
         import faiss
 
+        sweep_stale(index_dir)  # a version a killed update was replacing goes back in place
         if not (index_dir / FILES).is_file() or not (index_dir / FAISS).is_file():
             raise StyleidError(f"{index_dir}: not a styleid index; make one with `styleid index FOLDER --out {index_dir}`")
         fix = f"write it again with `styleid index FOLDER --out {index_dir}`"
         ownership.verify(index_dir, "index")
         try:
             doc = read_json(index_dir / FILES)
-            folder, paths = Path(doc["folder"]), [str(f["path"]) for f in doc["files"]]
+            folder, entries = Path(doc["folder"]), [dict(f, path=str(f["path"])) for f in doc["files"]]
+            for entry in entries:
+                entry.setdefault("id", image_id(entry["path"]))  # indexes written before ids
             fix = f"write it again with `styleid index {folder} --out {index_dir}`"
             spec = read_json(index_dir / MODEL / "model.json")
             width = int(spec.get("embed_dim") or spec["feature_dim"])
@@ -177,10 +212,14 @@ class FolderIndex:
             index = faiss.read_index(str(index_dir / FAISS))
         except RuntimeError:
             raise StyleidError(f"{index_dir / FAISS}: not a FAISS index styleid can read; {fix}") from None
-        if index.ntotal != len(paths) or index.d != width:
-            raise StyleidError(f"{index_dir / FAISS}: {index.ntotal} vectors of {index.d} numbers, but files.json lists {len(paths)} "
+        if index.ntotal != len(entries) or index.d != width:
+            raise StyleidError(f"{index_dir / FAISS}: {index.ntotal} vectors of {index.d} numbers, but files.json lists {len(entries)} "
                                f"images and the model makes {width}; {fix}")
-        return cls(folder, paths, index, index_dir / MODEL, card)
+        return cls(folder, [e["path"] for e in entries], index, index_dir / MODEL, card, Path(index_dir), entries)
+
+    def file(self, row: int) -> Path:
+        """Where gallery image `row` is: in the gallery folder, or in the index for an added one."""
+        return (self.index_dir if self.entries[row].get("added") else self.folder) / self.paths[row]
 
     def search(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
         from styleid.search import index as faiss_index

@@ -22,7 +22,8 @@ def rank(queries: np.ndarray, labels: list[str], index: FolderIndex, top_k: int)
     threshold = match.get("threshold")
     ids, scores = index.search(queries, top_k)
     results = [{"photo": label, "matches": [{"rank": r, "score": round(float(s), 4), "verdict": verdict(float(s), threshold), "row": int(i),
-                                              "name": index.paths[i], "file": str(index.folder / index.paths[i])}
+                                              "id": index.entries[i]["id"], "name": index.paths[i], "file": str(index.file(i)),
+                                              **({"label": index.entries[i]["label"]} if "label" in index.entries[i] else {})}
                                              for r, (i, s) in enumerate(zip(row_ids, row_scores), start=1) if i >= 0]}
                for label, row_ids, row_scores in zip(labels, ids, scores)]
     how = "cosine similarity to the photo" + (f"; same person at {threshold} or more ({match.get('false_match_rate', 0):.0%} false matches "

@@ -4,14 +4,19 @@ GET  /health           {"status": "loading" | "ready" | "failed", ...}
 POST /search           multipart "photo" (an image, at most max_upload_bytes) [+ top_k] -> ranked matches with scores,
                        the same-person verdict, and the aligned crop the model saw (a PNG data URL)
 GET  /gallery/{row}    a thumbnail of gallery image `row`
+GET  /gallery          the gallery, a page at a time (?offset=0&limit=100): each image's id, name, label
+POST /gallery          multipart "file" [+ "label"]: add an image -> {"id", ...}; DELETE /gallery/{id} removes one.
+                       Both change the index on disk in one step (gallery/edit.py) and searches move to it at once; they need
+                       `Authorization: Bearer TOKEN` when the server has a token, and are refused (403) on a read-only server.
 GET  /                 the search page (page.html: plain HTML and JavaScript, no build step)
-Errors are JSON {"error": "..."} with 400 (not an image), 413 (too big: refused while the body streams, before any of it
+Errors are JSON {"error": "..."} with 400 (not an image), 401 (no or wrong token), 403 (read-only), 413 (too big: refused while the body streams, before any of it
 is kept), 404, 422 (a gallery image that cannot be shown), 503 (still loading or failed). Uploads are decoded by
 styleid.images.decode_rgb, as `styleid search` decodes files: the same photo gets the same ranking and scores.
 """
 
 
 import base64
+import hmac
 import io
 import logging
 import os
@@ -20,11 +25,11 @@ import time
 from pathlib import Path
 
 from styleid.errors import require
+from styleid.serve.upload_limit import FORM_OVERHEAD, UploadLimit
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10_000_000
-FORM_OVERHEAD = 64 * 1024  # the multipart envelope and the top_k field around the photo's bytes
 MAX_TOP_K = 100
 THUMBNAIL = 192  # px, the longer side
 
@@ -34,8 +39,9 @@ class Service:
 
     def __init__(self, index_dir: Path):
         self.index_dir, self.status, self.error = Path(index_dir), "loading", ""
-        self.index = self.embedder = None
+        self.index = self.embedder = self._gallery_embedder = None
         self._lock = threading.Lock()  # MTCNN and PIL are not promised to be thread-safe: one embedding at a time
+        self._edit_lock = threading.Lock()  # one gallery change at a time (gallery/edit.py also locks across processes)
         threading.Thread(target=self._load, daemon=True).start()
 
     def _load(self) -> None:
@@ -54,66 +60,41 @@ class Service:
     def search(self, image, top_k: int) -> dict:
         from styleid.gallery.search import rank
 
+        index = self.index  # this search's gallery: an edit swaps in a new one whole, never under a running search
         with self._lock:
             crop = self.embedder.crops([image])[0]  # aligned once: shown to the user and embedded
-            results, how = rank(self.embedder.embed_crops([crop]), ["upload"], self.index, top_k)
+            results, how = rank(self.embedder.embed_crops([crop]), ["upload"], index, top_k)
         buffer = io.BytesIO()
         crop.save(buffer, format="PNG")
         return {"score": how, "matches": results[0]["matches"], "query_crop": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()}
 
+    def add(self, name: str, data: bytes, label: str | None) -> dict:
+        from styleid.gallery.edit import add_images
+        from styleid.gallery.embedder import PhotoEmbedder
+        from styleid.gallery.folder_index import FolderIndex
 
-class UploadLimit:
-    """ASGI middleware: a request body over `limit` bytes is answered 413 as soon as it is known, from Content-Length or
-    from the bytes counted as they arrive, so that nothing larger is ever parsed or spooled to disk."""
+        with self._edit_lock:
+            if self._gallery_embedder is None:  # gallery images go in as they are, as `styleid index` embeds them
+                self._gallery_embedder = PhotoEmbedder.from_card(self.index.model_dir, align=False)
+            entry = add_images(self.index_dir, [(name, data)], label, self._gallery_embedder)[0]
+            self.index = FolderIndex.load(self.index_dir)
+        return {"id": entry["id"], "name": entry.get("name", entry["path"]), "label": entry.get("label"), "gallery_images": len(self.index.paths)}
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def remove(self, image_id: str) -> dict:
+        from styleid.gallery.edit import remove_images
+        from styleid.gallery.folder_index import FolderIndex
 
-    async def _refuse(self, send) -> None:
-        body = ('{"error": "the upload is over %s bytes; send a smaller photo"}' % f"{self.limit - FORM_OVERHEAD:,}").encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.strip().isdigit() or int(length) > self.limit):
-            return await self._refuse(send)
-        state = {"seen": 0, "over": False, "refused": False}
-
-        async def counted():
-            if state["over"]:
-                return {"type": "http.disconnect"}  # the app stops reading: what came is dropped
-            message = await receive()
-            if message["type"] == "http.request":
-                state["seen"] += len(message.get("body", b""))
-                if state["seen"] > self.limit:
-                    state["over"] = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded(message):
-            if not state["over"]:
-                return await send(message)
-            if not state["refused"]:  # whatever the app answers to a cut-off body, the client is told why
-                state["refused"] = True
-                await self._refuse(send)
-
-        try:
-            await self.app(scope, counted, guarded)
-        except Exception:
-            if not state["over"]:
-                raise
-            if not state["refused"]:
-                await self._refuse(send)
+        with self._edit_lock:
+            entry = remove_images(self.index_dir, [image_id])[0]
+            self.index = FolderIndex.load(self.index_dir)
+        return {"removed": entry["id"], "name": entry.get("name", entry["path"]), "gallery_images": len(self.index.paths)}
 
 
-def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, token: str | None = None, read_only: bool = False):
+    """token: what POST and DELETE /gallery must bring (Authorization: Bearer TOKEN); read_only: refuse them all."""
     fastapi = require("fastapi", "pip install 'styleid[serve]'")
     require("multipart", "pip install 'styleid[serve]'")
-    from fastapi import File, Form, UploadFile
+    from fastapi import File, Form, Header, UploadFile
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     app = fastapi.FastAPI(title="styleid", docs_url=None, redoc_url=None)
@@ -150,25 +131,78 @@ def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES):
 
         return await anyio.to_thread.run_sync(service.search, image, max(1, min(top_k, MAX_TOP_K)))
 
+    def may_change(authorization: str | None) -> JSONResponse | None:
+        if read_only:
+            return error(403, "this server is read-only (it listens beyond 127.0.0.1 without a token); restart it with --token")
+        if token and not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
+            return error(401, "changing the gallery needs the server's token: send Authorization: Bearer TOKEN")
+        if service.status != "ready":
+            return error(503, f"the index is {service.status}")
+        return None
+
+    @app.get("/gallery")
+    def gallery_list(offset: int = 0, limit: int = 100):
+        if service.status != "ready":
+            return error(503, f"the index is {service.status}")
+        from styleid.errors import StyleidError
+        from styleid.gallery.edit import list_images
+
+        try:
+            return list_images(service.index, offset, limit)
+        except StyleidError as exc:
+            return error(400, str(exc))
+
+    @app.post("/gallery")
+    async def gallery_add(file: UploadFile = File(...), label: str | None = Form(None), authorization: str | None = Header(None)):
+        if (refused := may_change(authorization)) is not None:
+            return refused
+        data = await file.read(max_upload_bytes + 1)
+        if len(data) > max_upload_bytes:
+            return error(413, f"the upload is over {max_upload_bytes:,} bytes; send a smaller image")
+        import anyio
+
+        from styleid.errors import StyleidError
+
+        try:
+            return await anyio.to_thread.run_sync(service.add, file.filename or "upload", data, label)
+        except StyleidError as exc:
+            return error(400, str(exc))
+
+    @app.delete("/gallery/{image_id}")
+    async def gallery_remove(image_id: str, authorization: str | None = Header(None)):
+        if (refused := may_change(authorization)) is not None:
+            return refused
+        import anyio
+
+        from styleid.errors import StyleidError
+
+        if image_id not in {e["id"] for e in service.index.entries}:
+            return error(404, f"no gallery image with id {image_id}")
+        try:
+            return await anyio.to_thread.run_sync(service.remove, image_id)
+        except StyleidError as exc:
+            return error(400, str(exc))
+
     @app.get("/gallery/{row}")
     def gallery(row: int):
         if service.status != "ready":
             return error(503, f"the index is {service.status}")
-        if not 0 <= row < len(service.index.paths):
+        index = service.index
+        if not 0 <= row < len(index.paths):
             return error(404, f"no gallery image {row}")
         from styleid.images import BadImage, load_rgb
 
-        path = service.index.folder / service.index.paths[row]
+        path = index.file(row)
         if not path.is_file():
-            return error(404, f"gallery image {row} is gone from {service.index.folder}; run `styleid index` again")
+            return error(404, f"gallery image {row} is gone from {index.folder}; run `styleid index` again")
         try:
             img = load_rgb(path)
             img.thumbnail((THUMBNAIL, THUMBNAIL))
             buffer = io.BytesIO()
             img.save(buffer, format="JPEG", quality=85)
         except BadImage as exc:
-            return error(422, f"gallery image {row} ({service.index.paths[row]}) cannot be shown: {exc}; run `styleid index` again")
-        return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+            return error(422, f"gallery image {row} ({index.paths[row]}) cannot be shown: {exc}; run `styleid index` again")
+        return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
     @app.get("/", response_class=HTMLResponse)
     def page():
@@ -177,6 +211,15 @@ def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES):
     return app
 
 
-def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_ENV = "STYLEID_TOKEN"  # the token, when not given with --token (keeps it out of the process list)
+
+
+def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
+    """Without a token the gallery may be changed only from this machine: bound beyond it, the server is read-only."""
     uvicorn = require("uvicorn", "pip install 'styleid[serve]'")
-    uvicorn.run(create_app(index_dir), host=host, port=port, log_level="warning")
+    token = token or os.environ.get(TOKEN_ENV) or None
+    read_only = token is None and host not in LOOPBACK
+    if read_only:
+        log.info("serve: read-only (listening on %s without a token): POST and DELETE /gallery are refused; give --token to allow them", host)
+    uvicorn.run(create_app(index_dir, token=token, read_only=read_only), host=host, port=port, log_level="warning")
