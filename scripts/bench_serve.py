@@ -1,20 +1,30 @@
-"""Search latency of `styleid serve` (model and index loaded once) on a gallery of N images, and of one cold
-`styleid search --index` call (process start, model and index load, one photo).
+"""Search latency of `styleid serve` (model and index loaded once) on a gallery of N images, against the bare embedding
+of the same photo, and of a cold `styleid search --index` (a new process: imports, model and index load, one photo).
 
-    python scripts/bench_serve.py [--gallery 10000] [--model models] [--queries 20]
+    python scripts/bench_serve.py [--gallery 10000] [--model models] [--queries 50] [--clients 50]
 
-The gallery's rows are random unit vectors (the embedding cost of a query does not depend on them); the
-queries are real photos through the whole path: decode, alignment as the card says, flip averaging, search.
+The gallery's rows are random unit vectors (a query's cost does not depend on them); the query is a photo through the
+whole path: decode, alignment as the card says, flip averaging, search, the response. Prints one JSON line:
+  cli_search_cold_s     median wall time of 3 cold `styleid search --index --json` processes
+  embed_ms_per_query    median of the bare embedding (the model on the photo and its mirror), the floor for a search
+  serve_ms_per_query    median of the service's search, in process (serve_p99_ms: its 99th percentile)
+  http_ms_median        over HTTP with `clients` clients at once, each request's wall time (http_ms_p99, http_errors)
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import io
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,51 +33,117 @@ import typer
 REPO = Path(__file__).resolve().parents[1]
 
 
-def main(gallery: int = typer.Option(10_000), model: Path = typer.Option(REPO / "models"), queries: int = typer.Option(20)) -> None:
+def _percentile(values: list[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(values) * 1000, q)), 1)
+
+
+def _make_index(root: Path, model: Path, gallery: int) -> Path:
     import faiss
     from PIL import Image
 
+    from styleid import ownership
     from styleid.fileio import read_json, write_json
     from styleid.gallery.folder_index import EMBEDDINGS, FAISS, FILES, MODEL
+
+    dim = read_json(model / "model.json")
+    dim = dim["embed_dim"] or dim["feature_dim"]
+    rows = np.random.default_rng(0).standard_normal((gallery, dim)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index_dir = root / "index"
+    (index_dir / MODEL).mkdir(parents=True)
+    for name in ("model.json", "model.onnx", "model.int8.onnx", "card.json"):
+        if (model / name).is_file():
+            shutil.copy2(model / name, index_dir / MODEL / name)
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (250, 250, 3), dtype=np.uint8)).save(root / "photo.png")
+    write_json(index_dir / FILES, {"folder": str(root), "files": [{"path": "photo.png", "size": 0, "mtime_ns": 0, "id": f"{k:012x}"}
+                                                                  for k in range(gallery)]})
+    np.save(index_dir / EMBEDDINGS, rows)
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(rows)
+    faiss.write_index(flat, str(index_dir / FAISS))
+    ownership.write_marker(index_dir, "index")
+    return index_dir
+
+
+def _http(index_dir: Path, photo: bytes, clients: int, requests: int) -> dict:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "styleid.cli", "serve", "--index", str(index_dir), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=5) as r:
+                    if json.loads(r.read())["status"] == "ready":
+                        break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        boundary = uuid.uuid4().hex
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.png\"\r\n"
+                "Content-Type: image/png\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+
+        def one(_: int) -> float | None:
+            start = time.perf_counter()
+            try:
+                request = urllib.request.Request(url + "/search", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+                with urllib.request.urlopen(request, timeout=120) as r:
+                    r.read()
+                return time.perf_counter() - start
+            except OSError:
+                return None
+
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            times = list(pool.map(one, range(requests)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ok = [t for t in times if t is not None]
+    return {"http_clients": clients, "http_ms_median": _percentile(ok, 50), "http_ms_p99": _percentile(ok, 99), "http_errors": len(times) - len(ok)}
+
+
+def main(gallery: int = typer.Option(10_000), model: Path = typer.Option(REPO / "models"), queries: int = typer.Option(50),
+         clients: int = typer.Option(50)) -> None:
+    from PIL import Image
+
     from styleid.serve.app import Service
 
     root = Path(tempfile.mkdtemp(prefix="styleid-serve-bench-"))
     try:
-        dim = read_json(model / "model.json")
-        dim = dim["embed_dim"] or dim["feature_dim"]
-        rows = np.random.default_rng(0).standard_normal((gallery, dim)).astype(np.float32)
-        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-        index_dir = root / "index"
-        (index_dir / MODEL).mkdir(parents=True)
-        for name in ("model.json", "model.onnx", "card.json"):
-            if (model / name).is_file():
-                shutil.copy2(model / name, index_dir / MODEL / name)
-        photo = root / "photo.png"
-        Image.fromarray(np.random.default_rng(1).integers(0, 255, (250, 250, 3), dtype=np.uint8)).save(photo)
-        write_json(index_dir / FILES, {"folder": str(root), "files": [{"path": "photo.png", "size": 0, "mtime_ns": 0}] * gallery})
-        np.save(index_dir / EMBEDDINGS, rows)
-        flat = faiss.IndexFlatIP(dim)
-        flat.add(rows)
-        faiss.write_index(flat, str(index_dir / FAISS))
+        index_dir = _make_index(root, model, gallery)
+        cold = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "styleid.cli", "search", str(root / "photo.png"), "--index", str(index_dir), "--json"],
+                           check=True, capture_output=True, cwd=root)
+            cold.append(time.perf_counter() - start)
         start = time.perf_counter()
         service = Service(index_dir)
         while service.status == "loading":
             time.sleep(0.01)
+        if service.status != "ready":
+            raise SystemExit(f"bench_serve: the index did not load: {service.error}")
         load_s = time.perf_counter() - start
-        image = Image.open(photo).convert("RGB")
-        service.search(image, 10)  # warm-up
-        start = time.perf_counter()
-        for _ in range(queries):
+        image = Image.open(root / "photo.png").convert("RGB")
+        embed, serve = [], []
+        for _ in range(queries + 1):
+            start = time.perf_counter()
+            service.embedder.embed([image])
+            embed.append(time.perf_counter() - start)
+            start = time.perf_counter()
             service.search(image, 10)
-        warm_ms = (time.perf_counter() - start) * 1000 / queries
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "styleid.cli", "search", str(photo), "--index", str(index_dir), "--json"], check=True,
-                       capture_output=True, cwd=root)
-        cold_s = time.perf_counter() - start
+            serve.append(time.perf_counter() - start)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        http = _http(index_dir, buffer.getvalue(), clients, max(clients, 4 * clients))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps({"gallery": gallery, "serve_load_s": round(load_s, 2), "serve_ms_per_query": round(warm_ms, 1),
-                      "cli_search_cold_s": round(cold_s, 2)}))
+    print(json.dumps({"gallery": gallery, "cores": os.cpu_count(), "embedder": type(service.embedder).__name__,
+                      "cli_search_cold_s": round(float(np.median(cold)), 2), "serve_load_s": round(load_s, 2),
+                      "embed_ms_per_query": _percentile(embed[1:], 50), "serve_ms_per_query": _percentile(serve[1:], 50),
+                      "serve_p99_ms": _percentile(serve[1:], 99), **http}))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def test_health_then_search_finds_the_same_image_first_with_its_crop(gallery):
     assert _get(gallery["url"] + "/health") == (200, {"status": "ready", "index": str(gallery["root"] / "index"), "gallery_images": 8})
     status, body = _post(gallery["url"] + "/search", "g3.png", gallery["files"][3].read_bytes())
     assert status == 200 and body["matches"][0]["name"] == "g3.png" and body["matches"][0]["verdict"] == "same person"
-    assert len(body["matches"]) == 5 and body["query_crop"].startswith("data:image/png;base64,") and "cosine" in body["score"]
+    assert len(body["matches"]) == 5 and body["query_crop"].startswith("data:image/jpeg;base64,") and "cosine" in body["score"]
     with urllib.request.urlopen(gallery["url"] + f"/gallery/{body['matches'][0]['row']}", timeout=30) as response:
         assert response.headers["Content-Type"] == "image/jpeg" and len(response.read()) > 100
 

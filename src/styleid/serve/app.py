@@ -2,7 +2,7 @@
 
 GET  /health           {"status": "loading" | "ready" | "failed", ...}
 POST /search           multipart "photo" (an image, at most max_upload_bytes) [+ top_k] -> ranked matches with scores,
-                       the same-person verdict, and the aligned crop the model saw (a PNG data URL)
+                       the same-person verdict, and the aligned crop the model saw (a JPEG data URL, at most 192 px)
 GET  /gallery/{row}    a thumbnail of gallery image `row`
 GET  /gallery          the gallery, a page at a time (?offset=0&limit=100): each image's id, name, label
 POST /gallery          multipart "file" [+ "label"]: add an image -> {"id", ...}; DELETE /gallery/{id} removes one.
@@ -64,9 +64,11 @@ class Service:
         with self._lock:
             crop = self.embedder.crops([image])[0]  # aligned once: shown to the user and embedded
             results, how = rank(self.embedder.embed_crops([crop]), ["upload"], index, top_k)
+        shown = crop.copy()
+        shown.thumbnail((THUMBNAIL, THUMBNAIL))  # what the model saw, at the page's size: a large photo is not sent back whole
         buffer = io.BytesIO()
-        crop.save(buffer, format="PNG")
-        return {"score": how, "matches": results[0]["matches"], "query_crop": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()}
+        shown.convert("RGB").save(buffer, format="JPEG", quality=90)
+        return {"score": how, "matches": results[0]["matches"], "query_crop": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()}
 
     def add(self, name: str, data: bytes, label: str | None) -> dict:
         from styleid.gallery.edit import add_images
