@@ -24,7 +24,7 @@ from styleid import ownership
 from styleid.cli import app
 from styleid.errors import StyleidError
 from styleid.gallery.folder_index import FolderIndex, build_index
-from styleid.gallery.search import search_index
+from styleid.gallery.batch import search_many
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is a dependency of styleid; install the project with `make`")
 REPO = Path(__file__).resolve().parents[1]
@@ -248,7 +248,7 @@ def test_the_page_and_the_cli_rank_the_same_photo_alike(built, server, tmp_path,
         assert decoded.size == (60, 44)  # stored 44 wide and 60 high, shown turned a quarter: EXIF's rotation applied
     if case == "16-bit":
         assert 30 < np.asarray(decoded).mean() < 225  # its range scaled, not a blank white page
-    cli, _ = search_index([photo], built["index"], 10)
+    cli, _, _ = search_many([photo], set(), built["index"], 10)
     body, ctype = _multipart(photo.name, photo.read_bytes())
     status, page = _request(server, "POST", "/search", body, {"Content-Type": ctype})
     assert status == 200, page

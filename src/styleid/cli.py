@@ -48,23 +48,28 @@ def _embed_photos(photos: List[Path], params) -> np.ndarray:
 
 @app.command("search")
 @stage
-def search(photos: List[Path] = typer.Argument(..., help="photos of the people to look for"),
+def search(photos: List[Path] = typer.Argument(..., help="photos of the people to look for, or folders of them"),
            top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="gallery images per photo"),
            index_dir: Optional[Path] = typer.Option(None, "--index", help="an index from `styleid index` (default: the pipeline's)"),
            as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
-           panel: Optional[Path] = typer.Option(None, "--panel", help="also write a picture of the results here"),
+           out: Optional[Path] = typer.Option(None, "--out", help="write the results here instead of printing them (.csv or .json)"),
+           sheet: Optional[Path] = typer.Option(None, "--sheet", help="also write a contact sheet here (one HTML page)"),
+           panel: Optional[Path] = typer.Option(None, "--panel", help="also write a picture of the results here (PNG)"),
            params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
-    """Rank a gallery for each PHOTO: your own index (--index, from any directory), or the pipeline's (from its repository)."""
-    for photo in photos:
-        if not photo.is_file():
-            raise StyleidError(f"{photo}: no such file")
-    if index_dir is not None:
-        from styleid.gallery.search import search_index
+    """Rank a gallery for each PHOTO (a folder: every image in it): your own index (--index, from any directory), or the
+    pipeline's (from its repository)."""
+    from styleid.gallery.batch import query_files, search_many, write_results, write_sheet
 
-        results, how = search_index(photos, index_dir, top_k)
+    photos, found = query_files(photos)
+    if index_dir is not None:
+        results, how, skipped = search_many(photos, found, index_dir, top_k)
     else:
         results, how = _search_pipeline(photos, top_k, params_file)
-    if as_json:
+        skipped = []
+    if out is not None:
+        write_results(out, results, how)
+        typer.echo(f"{out}: {len(results)} photos, {top_k} matches each" + (f"; {len(skipped)} unreadable skipped" if skipped else ""))
+    elif as_json:
         import json
 
         typer.echo(json.dumps({"score": how, "results": results}, indent=2))
@@ -75,8 +80,11 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
             for m in result["matches"]:
                 verdict = f"  {m['verdict']:<11}" if "verdict" in m else ""
                 typer.echo(f"  {m['rank']:3d}  {m['score']:.4f}{verdict}  {m['name']}")
+    if sheet is not None:
+        write_sheet(sheet, results, how)
+        typer.echo(f"contact sheet: {sheet}")
     if panel is not None:
-        _write_panel(panel, photos, results)
+        _write_panel(panel, [Path(r["photo"]) for r in results], results)
         typer.echo(f"panel: {panel}")
 
 

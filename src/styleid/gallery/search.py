@@ -3,13 +3,9 @@ each match marked "same person" above the card's calibrated threshold, "unsure" 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from styleid.gallery.embedder import PhotoEmbedder
 from styleid.gallery.folder_index import FolderIndex
-from styleid.images import read_photo
 
 
 def verdict(score: float, threshold: float | None) -> str:
@@ -29,9 +25,3 @@ def rank(queries: np.ndarray, labels: list[str], index: FolderIndex, top_k: int)
     how = "cosine similarity to the photo" + (f"; same person at {threshold} or more ({match.get('false_match_rate', 0):.0%} false matches "
                                               "on the validation people)" if threshold is not None else "; no calibrated threshold in this model's card")
     return results, how
-
-
-def search_index(photos: list[Path], index_dir: Path, top_k: int) -> tuple[list[dict], str]:
-    index = FolderIndex.load(index_dir)
-    queries = PhotoEmbedder.from_card(index.model_dir).embed([read_photo(p) for p in photos])
-    return rank(queries, [str(p) for p in photos], index, top_k)
