@@ -14,6 +14,7 @@ from styleid.artifacts import ALIGNED_INDEX, EMBEDDINGS, INDEX, INDEX_IDS, MODEL
 from styleid.errors import StyleidError
 from styleid.fileio import read_json
 from styleid.index_cli import index_app
+from styleid.params.sections import SelfTrainParams
 from styleid.runner import stage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -84,7 +85,9 @@ def search(photos: List[Path] = typer.Argument(..., help="photos of the people t
         write_sheet(sheet, results, how)
         typer.echo(f"contact sheet: {sheet}")
     if panel is not None:
-        _write_panel(panel, [Path(r["photo"]) for r in results], results)
+        from styleid.panels import write_search_panel
+
+        write_search_panel(panel, [Path(r["photo"]) for r in results], results)
         typer.echo(f"panel: {panel}")
 
 
@@ -123,36 +126,6 @@ def _search_pipeline(photos: List[Path], top_k: int, params_file: Path) -> tuple
     return results, how
 
 
-def _is_panel(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return getattr(img, "text", {}).get("styleid") == "panel"
-    except (OSError, ValueError):
-        return False
-
-
-def _write_panel(panel: Path, photos: List[Path], results: list[dict]) -> None:
-    from PIL import Image, PngImagePlugin
-
-    from styleid.fileio import atomic_path
-    from styleid.ownership import claim_file
-    from styleid.panels import make_panel
-
-    claim_file(panel, _is_panel, "panel", "--panel")
-    rows = [make_panel(photo, [Path(m["file"]) for m in r["matches"]], [None] * len(r["matches"])) for photo, r in zip(photos, results)]
-    sheet = Image.new("RGB", (max(p.width for p in rows), sum(p.height for p in rows)), (255, 255, 255))
-    y = 0
-    for p in rows:
-        sheet.paste(p, (0, y))
-        y += p.height
-    info = PngImagePlugin.PngInfo()
-    info.add_text("styleid", "panel")  # how the next --panel knows this file may be replaced
-    with atomic_path(panel) as tmp:
-        sheet.save(tmp, format="PNG", pnginfo=info)
-
-
 @app.command("export")
 @stage
 def export(out: Path = typer.Option(Path("exported"), "--out", help="the folder to write: new, empty, or an earlier export (replaced)"),
@@ -181,6 +154,27 @@ def serve(index_dir: Path = typer.Option(..., "--index", help="an index from `st
 
     typer.echo(f"styleid: http://{host}:{port}/ (index {index_dir}); Ctrl-C stops")
     run(index_dir, host, port, token)
+
+
+_CLUSTER = SelfTrainParams()  # `styleid people` groups as self-training clusters, with its defaults
+
+
+@app.command("people")
+@stage
+def people(index_dir: Path = typer.Argument(..., help="an index from `styleid index`"),
+           out: Path = typer.Option(..., "--out", help="the folder to write: new, empty, or an earlier `styleid people` folder"),
+           k1: int = typer.Option(_CLUSTER.k1, "--k1", min=1, help="neighbourhood size: about the most images one person has"),
+           k2: int = typer.Option(_CLUSTER.k2, "--k2", min=1, help="local query expansion size"),
+           eps: float = typer.Option(_CLUSTER.eps, "--eps", min=0.01, max=0.99, help="how near (Jaccard distance) a group's images lie"),
+           min_samples: int = typer.Option(_CLUSTER.min_samples, "--min-samples", min=1, help="the fewest images that make a group"),
+           force: bool = typer.Option(False, "--force", help="also replace another kind of styleid folder (never anything else)")) -> None:
+    """Group INDEX's images into presumed people, without labels (self-training's clustering): people.csv (image,
+    group, confidence), a contact sheet a group, summary.json."""
+    from styleid.gallery.people import write_people
+
+    summary = write_people(index_dir, out, eps, k1, k2, min_samples, force)
+    typer.echo(f"{out}: {summary['groups']} groups holding {summary['grouped_images']} of {summary['images']} images; "
+               f"people.csv and groups/; {summary['seconds']:.1f}s")
 
 
 COMPARISON = "styleid compare"  # the "kind" of compare's JSON: how a later --json knows the file may be replaced

@@ -38,6 +38,7 @@ KINDS = {k.name: k for k in (
     Kind("export", ("model.json", "model.onnx", "card.json", "model.int8.onnx", "model.int8.json"), ("model.json", "model.onnx"), True,
          "styleid export --out {path}"),
     Kind("competition", ("train", "test"), ("test",)),
+    Kind("people", ("people.csv", "groups", "summary.json"), ("people.csv",)),
     # the pipeline's own folders: fixed paths that dvc.yaml declares as outputs
     Kind("faiss-parts", ("part-*.faiss",)),
     Kind("embedding-shards", ("shard-*.npy",)),

@@ -21,7 +21,7 @@ FRAME = 5  # frame width, px
 GAP = 4  # px between tiles
 
 
-def _tile(path: Path, size: int) -> Image.Image:
+def tile_image(path: Path, size: int) -> Image.Image:
     try:
         img = load_rgb(path)
     except (BadImage, OSError):
@@ -45,7 +45,7 @@ def make_panel(query: Path, results: Sequence[Path], hits: Sequence[bool | None]
 
     def put(x: int, path: Path, colour: tuple[int, int, int]) -> None:
         draw.rectangle([x, GAP, x + cell - 1, GAP + cell - 1], fill=colour)
-        panel.paste(_tile(path, tile), (x + FRAME, GAP + FRAME))
+        panel.paste(tile_image(path, tile), (x + FRAME, GAP + FRAME))
 
     put(GAP, query, QUERY)
     x = GAP + cell + GAP * 4
@@ -60,3 +60,31 @@ def frame_pixel(panel: Image.Image, position: int, tile: int = TILE) -> tuple[in
     cell = tile + 2 * FRAME
     x = GAP + cell + GAP * 4 + position * (cell + GAP)
     return panel.getpixel((x + FRAME // 2, GAP + cell // 2))
+
+
+def _is_panel(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:
+            return getattr(img, "text", {}).get("styleid") == "panel"
+    except (OSError, ValueError):
+        return False
+
+
+def write_search_panel(panel: Path, photos: list[Path], results: list[dict]) -> None:
+    """`styleid search --panel`: a row a photo, its matches in rank order (neutral frames); replaces only a panel it wrote."""
+    from PIL import PngImagePlugin
+
+    from styleid.fileio import atomic_path
+    from styleid.ownership import claim_file
+
+    claim_file(panel, _is_panel, "panel", "--panel")
+    rows = [make_panel(photo, [Path(m["file"]) for m in r["matches"]], [None] * len(r["matches"])) for photo, r in zip(photos, results)]
+    sheet = Image.new("RGB", (max(p.width for p in rows), sum(p.height for p in rows)), (255, 255, 255))
+    y = 0
+    for p in rows:
+        sheet.paste(p, (0, y))
+        y += p.height
+    info = PngImagePlugin.PngInfo()
+    info.add_text("styleid", "panel")  # how the next --panel knows this file may be replaced
+    with atomic_path(panel) as tmp:
+        sheet.save(tmp, format="PNG", pnginfo=info)

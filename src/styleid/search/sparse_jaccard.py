@@ -59,7 +59,7 @@ def encoding(feats: np.ndarray, k1: int, k2: int) -> sparse.csr_matrix:
         r, c = expanded.row[lo : lo + PAIR_BLOCK], expanded.col[lo : lo + PAIR_BLOCK]
         dist[lo : lo + len(r)] = np.maximum(2.0 - 2.0 * np.einsum("ij,ij->i", feats[r], feats[c]), 0.0)
     weights = sparse.csr_matrix((np.exp(-dist), (expanded.row, expanded.col)), shape=(n, n))
-    weights = sparse.diags(1.0 / np.asarray(weights.sum(axis=1)).ravel()) @ weights
+    weights = sparse.diags(1.0 / np.maximum(np.asarray(weights.sum(axis=1)).ravel(), 1e-12)) @ weights  # an empty row (exact duplicates) stays empty
     if k2 > 1:
         weights = _pattern(rank, k2 - 1).multiply(1.0 / k2) @ weights  # the mean over the k2 nearest (itself included)
     return weights.astype(np.float32).tocsr()
