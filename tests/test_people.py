@@ -58,3 +58,12 @@ def test_the_output_is_never_the_index_or_the_gallery(exported_model, tmp_path, 
     build_index(tmp_path / "gallery", tmp_path / "index", exported_model)
     out = CliRunner().invoke(app, ["people", str(tmp_path / "index"), "--out", str(tmp_path / inside / "people")])
     assert out.exit_code == 1 and "nothing was changed" in out.output or "inside" in out.output, out.output
+
+
+def test_the_probe_scores_groups_against_the_folders():
+    from conftest import load_script
+
+    rows = [{"image": f"{p}/{k}.jpg", "group": g} for p, k, g in
+            [("ann", 0, 0), ("ann", 1, 0), ("ann", 2, 0), ("bob", 0, 0), ("bob", 1, 1), ("bob", 2, 1), ("cy", 0, -1)]]
+    assert load_script("probe_people").score(rows, min_samples=3) == {
+        "images": 7, "groups": 2, "grouped_share": round(6 / 7, 3), "purity": round(5 / 6, 3), "recovered_people": 2, "people": 2, "all_people": 3}
