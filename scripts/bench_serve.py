@@ -108,7 +108,7 @@ def main(gallery: int = typer.Option(10_000), model: Path = typer.Option(REPO / 
          clients: int = typer.Option(50)) -> None:
     from PIL import Image
 
-    from styleid.serve.app import Service
+    from styleid.serve.service import Service
 
     root = Path(tempfile.mkdtemp(prefix="styleid-serve-bench-"))
     try:

@@ -167,6 +167,10 @@ def test_the_page_in_a_real_browser_shows_the_right_first_match(gallery, tmp_pat
         assert first.get_attribute("data-name") == "g5.png" and "same person" in first.text
         WebDriverWait(driver, 60).until(lambda d: d.execute_script(
             "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"))  # thumbnails in
+        driver.find_element(By.ID, "people-button").click()  # the people view: the gallery grouped without labels
+        WebDriverWait(driver, 120).until(lambda d: "people found among 8 images" in d.find_element(By.ID, "status").text)
+        shown = sum(len(g.find_elements(By.TAG_NAME, "img")) for g in driver.find_elements(By.CSS_SELECTOR, "#people .group"))
+        assert shown == 8 - int(driver.find_element(By.ID, "status").text.split("(")[1].split()[0])  # every grouped image, once
         shot = tmp_path / "page.png"
         driver.save_screenshot(str(shot))
         pixels = np.asarray(Image.open(shot).convert("L"))

@@ -117,3 +117,25 @@ def test_a_server_beyond_this_machine_without_a_token_is_read_only(exported_mode
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_people_groups_the_gallery_and_follows_its_changes(exported_model, tmp_path):
+    for person, copies in enumerate((5, 4, 3)):  # the same picture under several names: one embedding a person
+        for k in range(copies):
+            write_image(tmp_path / "gallery" / f"p{person}_{k}.png", 10 + person, (48, 48))
+    build_index(tmp_path / "gallery", tmp_path / "index", exported_model)
+    proc, url = _serve(tmp_path / "index", STYLEID_TOKEN=TOKEN)
+    try:
+        small = "?k1=3&k2=2&min_samples=3"  # a person has at most 5 images here
+        status, found = _get(url + "/people" + small)
+        assert status == 200 and (found["images"], found["ungrouped"]) == (12, 0)
+        assert [sorted({i["name"].split("_")[0] for i in g["images"]}) for g in found["groups"]] == [["p0"], ["p1"], ["p2"]]
+        extra = write_image(tmp_path / "p1_extra.png", 11, (48, 48))  # one more picture of person 1, labelled
+        assert _send(url + "/gallery", "POST", {"label": "Bea"}, ("p1_extra.png", extra.read_bytes()), token=TOKEN)[0] == 200
+        status, found = _get(url + "/people" + small)
+        assert status == 200 and found["images"] == 13 and len(found["groups"][1]["images"]) == 5
+        assert "Bea" in [i["label"] for i in found["groups"][1]["images"]]
+        assert _get(url + "/people?k1=0")[0] == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -4,6 +4,7 @@ GET  /health           {"status": "loading" | "ready" | "failed", ...}
 POST /search           multipart "photo" (an image, at most max_upload_bytes) [+ top_k] -> ranked matches with scores,
                        the same-person verdict, and the aligned crop the model saw (a JPEG data URL, at most 192 px)
 GET  /gallery/{row}    a thumbnail of gallery image `row`
+GET  /people           who is in the gallery: its images grouped without labels (gallery/people.py; ?k1=&k2=&eps=&min_samples=)
 GET  /gallery          the gallery, a page at a time (?offset=0&limit=100): each image's id, name, label
 POST /gallery          multipart "file" [+ "label"]: add an image -> {"id", ...}; DELETE /gallery/{id} removes one.
                        Both change the index on disk in one step (gallery/edit.py) and searches move to it at once; they need
@@ -15,81 +16,22 @@ styleid.images.decode_rgb, as `styleid search` decodes files: the same photo get
 """
 
 
-import base64
 import hmac
 import io
 import logging
 import os
-import threading
-import time
 from pathlib import Path
 
 from styleid.errors import require
+from styleid.params.sections import SelfTrainParams
+from styleid.serve.service import THUMBNAIL, Service
 from styleid.serve.upload_limit import FORM_OVERHEAD, UploadLimit
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10_000_000
 MAX_TOP_K = 100
-THUMBNAIL = 192  # px, the longer side
-
-
-class Service:
-    """The index and the model, loaded once in a background thread; searches wait for nothing but the model."""
-
-    def __init__(self, index_dir: Path):
-        self.index_dir, self.status, self.error = Path(index_dir), "loading", ""
-        self.index = self.embedder = self._gallery_embedder = None
-        self._lock = threading.Lock()  # MTCNN and PIL are not promised to be thread-safe: one embedding at a time
-        self._edit_lock = threading.Lock()  # one gallery change at a time (gallery/edit.py also locks across processes)
-        threading.Thread(target=self._load, daemon=True).start()
-
-    def _load(self) -> None:
-        try:
-            time.sleep(float(os.environ.get("STYLEID_SERVE_LOAD_DELAY", "0")))  # a test hook: hold the "loading" state this long
-            from styleid.gallery.embedder import PhotoEmbedder
-            from styleid.gallery.folder_index import FolderIndex
-
-            self.index = FolderIndex.load(self.index_dir)
-            self.embedder = PhotoEmbedder.from_card(self.index.model_dir)
-            self.status = "ready"
-        except Exception as exc:  # reported by /health and every /search, never a crash
-            self.status, self.error = "failed", " ".join(str(exc).split())[:300]
-            log.error("serve: cannot load %s: %s", self.index_dir, self.error)
-
-    def search(self, image, top_k: int) -> dict:
-        from styleid.gallery.search import rank
-
-        index = self.index  # this search's gallery: an edit swaps in a new one whole, never under a running search
-        with self._lock:
-            crop = self.embedder.crops([image])[0]  # aligned once: shown to the user and embedded
-            results, how = rank(self.embedder.embed_crops([crop]), ["upload"], index, top_k)
-        shown = crop.copy()
-        shown.thumbnail((THUMBNAIL, THUMBNAIL))  # what the model saw, at the page's size: a large photo is not sent back whole
-        buffer = io.BytesIO()
-        shown.convert("RGB").save(buffer, format="JPEG", quality=90)
-        return {"score": how, "matches": results[0]["matches"], "query_crop": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()}
-
-    def add(self, name: str, data: bytes, label: str | None) -> dict:
-        from styleid.gallery.edit import add_images
-        from styleid.gallery.embedder import PhotoEmbedder
-        from styleid.gallery.folder_index import FolderIndex
-
-        with self._edit_lock:
-            if self._gallery_embedder is None:  # gallery images go in as they are, as `styleid index` embeds them
-                self._gallery_embedder = PhotoEmbedder.from_card(self.index.model_dir, align=False)
-            entry = add_images(self.index_dir, [(name, data)], label, self._gallery_embedder)[0]
-            self.index = FolderIndex.load(self.index_dir)
-        return {"id": entry["id"], "name": entry.get("name", entry["path"]), "label": entry.get("label"), "gallery_images": len(self.index.paths)}
-
-    def remove(self, image_id: str) -> dict:
-        from styleid.gallery.edit import remove_images
-        from styleid.gallery.folder_index import FolderIndex
-
-        with self._edit_lock:
-            entry = remove_images(self.index_dir, [image_id])[0]
-            self.index = FolderIndex.load(self.index_dir)
-        return {"removed": entry["id"], "name": entry.get("name", entry["path"]), "gallery_images": len(self.index.paths)}
+PEOPLE = SelfTrainParams()  # GET /people groups as self-training clusters, with its defaults
 
 
 def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, token: str | None = None, read_only: bool = False):
@@ -141,6 +83,16 @@ def create_app(index_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, token:
         if service.status != "ready":
             return error(503, f"the index is {service.status}")
         return None
+
+    @app.get("/people")
+    async def people(k1: int = PEOPLE.k1, k2: int = PEOPLE.k2, eps: float = PEOPLE.eps, min_samples: int = PEOPLE.min_samples):
+        if service.status != "ready":
+            return error(503, f"the index is {service.status}")
+        if not (k1 >= 1 and k2 >= 1 and min_samples >= 1 and 0 < eps < 1):
+            return error(400, "k1, k2 and min_samples must be 1 or more, and eps between 0 and 1")
+        import anyio
+
+        return await anyio.to_thread.run_sync(service.people, eps, k1, k2, min_samples)
 
     @app.get("/gallery")
     def gallery_list(offset: int = 0, limit: int = 100):
