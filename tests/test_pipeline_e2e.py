@@ -297,7 +297,8 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
     _copy_people(ourcar / "photos", small_car / "photos", people, per=4)
     _copy_people(ourcar / "caricatures", small_car / "caricatures", people, per=3)
 
-    repo = make_repo(tmp_path / "repo", {"epochs": 1, "model": {"input_size": 96}, "retrieve": {"top_k": 5, "rerank": "none"}})
+    repo = make_repo(tmp_path / "repo", {"epochs": 1, "model": {"input_size": 96}, "retrieve": {"top_k": 5, "rerank": "none"},
+                                         "self_train": {"use": "never"}})  # the data protocols under test; self-training has its own
     run(repo, "dvc", "exp", "run", "-S", f"data.source={small_lfw}", "-S", "data.protocol=closed")
     lfw_metrics = metrics_of(repo)
     assert lfw_metrics["n_queries"] == 8 * 1 and lfw_metrics["labelled"]  # 20% of each person's 3 test images
@@ -341,7 +342,8 @@ def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
             for path in (src / domain / person_dir.name).iterdir():
                 (comp / "test" / part).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, comp / "test" / part / f"{person_dir.name[-3:]}x{path.name}")
-    repo = make_repo(tmp_path / "repo", {"backbone": "tf_efficientnet_lite0", "epochs": 1, "model": {"input_size": 64}})
+    repo = make_repo(tmp_path / "repo", {"backbone": "tf_efficientnet_lite0", "epochs": 1, "model": {"input_size": 64},
+                                         "self_train": {"use": "never"}})  # the layout under test
     run(repo, "dvc", "exp", "run", "-S", f"data.source={comp}")
     result = json.loads((repo / "metrics" / "eval.json").read_text())
     assert result["labelled"] is False and "score" not in result and result["n_queries"] == 12
