@@ -8,7 +8,9 @@ whole path: decode, alignment as the card says, flip averaging, search, the resp
   cli_search_cold_s     median wall time of 3 cold `styleid search --index --json` processes
   embed_ms_per_query    median of the bare embedding (the model on the photo and its mirror), the floor for a search
   serve_ms_per_query    median of the service's search, in process (serve_p99_ms: its 99th percentile)
-  http_ms_median        over HTTP with `clients` clients at once, each request's wall time (http_ms_p99, http_errors)
+  http_one_ms_median    over HTTP, one client: each POST /search's wall time (http_one_ms_p99)
+  http_ms_median        over HTTP with `clients` clients at once, each request's wall time, queueing included (http_ms_p99,
+                        http_errors)
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def _make_index(root: Path, model: Path, gallery: int) -> Path:
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     index_dir = root / "index"
     (index_dir / MODEL).mkdir(parents=True)
-    for name in ("model.json", "model.onnx", "model.int8.onnx", "card.json"):
+    for name in ("model.json", "model.onnx", "model.int8.onnx", "model.int8.json", "card.json"):
         if (model / name).is_file():
             shutil.copy2(model / name, index_dir / MODEL / name)
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (250, 250, 3), dtype=np.uint8)).save(root / "photo.png")
@@ -65,7 +67,7 @@ def _make_index(root: Path, model: Path, gallery: int) -> Path:
     return index_dir
 
 
-def _http(index_dir: Path, photo: bytes, clients: int, requests: int) -> dict:
+def _http(index_dir: Path, photo: bytes, clients: int, requests: int, prefix: str = "http") -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -101,7 +103,8 @@ def _http(index_dir: Path, photo: bytes, clients: int, requests: int) -> dict:
         server.terminate()
         server.wait(timeout=30)
     ok = [t for t in times if t is not None]
-    return {"http_clients": clients, "http_ms_median": _percentile(ok, 50), "http_ms_p99": _percentile(ok, 99), "http_errors": len(times) - len(ok)}
+    return {f"{prefix}_clients": clients, f"{prefix}_ms_median": _percentile(ok, 50), f"{prefix}_ms_p99": _percentile(ok, 99),
+            f"{prefix}_errors": len(times) - len(ok)}
 
 
 def main(gallery: int = typer.Option(10_000), model: Path = typer.Option(REPO / "models"), queries: int = typer.Option(50),
@@ -137,7 +140,7 @@ def main(gallery: int = typer.Option(10_000), model: Path = typer.Option(REPO / 
             serve.append(time.perf_counter() - start)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        http = _http(index_dir, buffer.getvalue(), clients, max(clients, 4 * clients))
+        http = {**_http(index_dir, buffer.getvalue(), 1, queries, "http_one"), **_http(index_dir, buffer.getvalue(), clients, 4 * clients)}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps({"gallery": gallery, "cores": os.cpu_count(), "embedder": type(service.embedder).__name__,

@@ -64,3 +64,23 @@ def test_a_cold_search_of_an_index_imports_no_torch_and_ranks_as_the_torch_path(
     scores = torch_path.embed([Image.open(gallery / name) for name in index.paths]) @ torch_path.embed([Image.open(photo)])[0]
     assert [m["name"] for m in matches] == [index.paths[i] for i in np.argsort(-scores, kind="stable")]
     assert matches[0]["name"] == "g0.png" and abs(matches[0]["score"] - float(scores.max())) < 1e-3
+
+
+def test_a_card_asking_for_precision_auto_runs_without_torch_at_what_its_files_allow(exported_model, tmp_path):
+    """`styleid export` writes precision auto: int8 where its check beside it agrees with fp32, else fp32."""
+    import shutil
+
+    from styleid.fileio import write_json
+    from styleid.gallery.embedder import OnnxPhotoEmbedder, PhotoEmbedder
+
+    model = tmp_path / "model"
+    shutil.copytree(exported_model, model)
+    write_json(model / "card.json", {"alignment": {"method": "none"}, "flip_tta": True, "precision": "auto"})
+    embedder = PhotoEmbedder.from_card(model)
+    assert isinstance(embedder, OnnxPhotoEmbedder) and embedder.model.session._model_path.endswith("model.onnx")
+    shutil.copy(model / "model.onnx", model / "model.int8.onnx")  # stands in for the int8 file: only its check decides
+    write_json(model / "model.int8.json", {"int8_mean_cosine": 0.999})
+    assert PhotoEmbedder.from_card(model).model.session._model_path.endswith("model.int8.onnx")
+    write_json(model / "model.int8.json", {"int8_mean_cosine": 0.9})
+    assert PhotoEmbedder.from_card(model).model.session._model_path.endswith("model.onnx")
+    assert PhotoEmbedder.from_card(model).embed([Image.open(write_image(tmp_path / "p.png", 1))]).shape == (1, 16)

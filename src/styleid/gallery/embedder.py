@@ -11,7 +11,7 @@ import numpy as np
 
 from styleid.data.align import AlignSettings
 from styleid.fileio import read_json
-from styleid.inference.onnx_session import ONNX_FILES
+from styleid.inference.onnx_session import ONNX_FILES, onnx_precision
 
 
 class PhotoEmbedder:
@@ -35,7 +35,7 @@ class PhotoEmbedder:
         card = read_json(model_dir / "card.json") if (model_dir / "card.json").is_file() else {}
         alignment = card.get("alignment", {"method": "none"})
         method = alignment.get("method", "none") if align else "none"
-        precision = card.get("precision", "fp32")
+        precision = onnx_precision(card.get("precision", "fp32"), model_dir)  # auto: int8 where its check agrees
         if precision == "int8" and not (model_dir / ONNX_FILES["int8"]).is_file():
             precision = "fp32"  # a folder exported without its int8 file still works, at full precision
         if method == "none" and importlib.util.find_spec("onnxruntime") is not None and (model_dir / ONNX_FILES[precision]).is_file():

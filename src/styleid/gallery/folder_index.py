@@ -116,7 +116,7 @@ def write_index(index_dir: Path, folder: Path, entries: list[dict], rows: np.nda
         np.save(tmp / EMBEDDINGS, rows.astype(np.float32))
         faiss.write_index(index, str(tmp / FAISS))
         (tmp / MODEL).mkdir()
-        for name in ("model.json", "model.onnx", "card.json"):
+        for name in ("model.json", "model.onnx", "card.json", "model.int8.onnx", "model.int8.json"):  # int8 where the card allows
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / MODEL / name)
         for rel in (e["path"] for e in entries if e.get("added")):

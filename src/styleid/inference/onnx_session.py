@@ -3,10 +3,14 @@ import this, and so do the torch runtimes in inference/runtimes.py)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 
 from styleid.errors import StyleidError
+
+log = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"  # the export, statically quantised (inference/quantize.py): embed.precision int8
@@ -46,3 +50,17 @@ def check_shapes(path: Path, spec, inputs: list, outputs: list) -> None:
     if len(inputs) != 4 or not fixed(inputs[2], spec.input_size) or not fixed(inputs[3], spec.input_size) or not fixed(outputs[-1], spec.out_dim):
         raise StyleidError(f"{path}: takes {inputs} and gives {outputs}, but model.json describes {spec.input_size}x{spec.input_size} "
                            f"images and {spec.out_dim}-d embeddings: the two files come from different models; export the model again")
+
+
+def onnx_precision(precision: str, model_dir: Path) -> str:
+    """auto -> int8 when its file is there and its check beside it says it agrees with fp32, else fp32; others as given."""
+    if precision != "auto":
+        return precision
+    check = Path(model_dir) / INT8_CHECK
+    if not (Path(model_dir) / INT8_FILE).is_file() or not check.is_file():
+        return "fp32"
+    cosine = json.loads(check.read_text()).get("int8_mean_cosine", 0.0)
+    if not cosine >= GOOD_INT8_COSINE:
+        log.info("embed.precision auto: fp32, as int8 changes this model's embeddings (mean cosine %.3f < %.2f)", cosine, GOOD_INT8_COSINE)
+        return "fp32"
+    return "int8"

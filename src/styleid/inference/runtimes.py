@@ -10,7 +10,6 @@ OpenVINO, then torch; where both ONNX runtimes are installed, the one measured f
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import torch
 
 from styleid.errors import StyleidError
 from styleid.inference.onnx_session import (  # noqa: F401  (the file names: callers import them from here too)
-    GOOD_INT8_COSINE, INT8_CHECK, INT8_FILE, ONNX_FILE, ONNX_FILES, check_shapes, onnx_path, ort_session)
+    GOOD_INT8_COSINE, INT8_CHECK, INT8_FILE, ONNX_FILE, ONNX_FILES, check_shapes, onnx_path, onnx_precision, ort_session)
 from styleid.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -112,16 +111,7 @@ def resolve(name: str) -> str:
 
 def resolve_precision(precision: str, runtime: str, model_dir: Path) -> str:
     """auto -> int8 where it runs (onnxruntime, openvino) and its check beside it says it agrees with fp32, else fp32."""
-    if precision != "auto":
-        return precision
-    check = Path(model_dir) / INT8_CHECK
-    if runtime == "torch" or not (Path(model_dir) / INT8_FILE).is_file() or not check.is_file():
-        return "fp32"
-    cosine = json.loads(check.read_text()).get("int8_mean_cosine", 0.0)
-    if not cosine >= GOOD_INT8_COSINE:
-        log.info("embed.precision auto: fp32, as int8 changes this model's embeddings (mean cosine %.3f < %.2f)", cosine, GOOD_INT8_COSINE)
-        return "fp32"
-    return "int8"
+    return "fp32" if precision == "auto" and runtime == "torch" else onnx_precision(precision, model_dir)
 
 
 def load_runtime(name: str, model_dir: Path, device: torch.device, precision: str = "fp32"):
