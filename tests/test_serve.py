@@ -56,9 +56,9 @@ def _get(url: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def _start(index: Path, until=lambda body: body["status"] != "loading", **env) -> tuple[subprocess.Popen, str]:
+def _start(index: Path, until=lambda body: body["status"] != "loading", args: tuple = (), **env) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "styleid.cli", "serve", "--index", str(index), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "styleid.cli", "serve", "--index", str(index), "--port", str(port), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO / "src"), **env})
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):

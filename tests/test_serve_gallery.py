@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_image
-from test_serve import _free_port, _get, _post
+from test_serve import _get, _post, _start
 
 from styleid.gallery.folder_index import build_index
 
@@ -43,19 +40,7 @@ def _send(url: str, method: str, fields: dict | None = None, file: tuple[str, by
 
 
 def _serve(index: Path, *args: str, **env) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "styleid.cli", "serve", "--index", str(index), "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env})
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if _get(url + "/health")[1]["status"] != "loading":
-                return proc, url
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("the server never became ready")
+    return _start(index, args=args, **env)
 
 
 @pytest.fixture
