@@ -96,6 +96,6 @@ def test_auto_precision_takes_int8_only_where_it_runs_and_agrees(quantized, tmp_
         (tmp_path / name).write_bytes((folder / name).read_bytes())
     assert runtimes.resolve_precision("auto", "onnxruntime", tmp_path) == "fp32"  # no check beside it: not trusted
     (tmp_path / runtimes.INT8_CHECK).write_text(json.dumps({"int8_mean_cosine": 0.9}))
-    with caplog.at_level(logging.INFO, logger="styleid.inference.runtimes"):
+    with caplog.at_level(logging.INFO, logger="styleid.inference.onnx_session"):
         assert runtimes.resolve_precision("auto", "onnxruntime", tmp_path) == "fp32"
     assert "mean cosine 0.900 < 0.98" in caplog.text
