@@ -122,3 +122,10 @@ def test_a_kill_at_any_moment_of_an_add_leaves_the_last_complete_index(built):
     assert _add_command(built, {"STYLEID_KILL_BETWEEN_RENAMES": "1"}).wait(timeout=300) == -signal.SIGKILL
     assert not built["index"].exists()  # the moment between the two renames
     assert FolderIndex.load(built["index"]).paths == ["g0.png", "g1.png", "g2.png", "g3.png"]  # the old index is put back
+
+
+def test_the_same_new_image_twice_in_one_add_is_added_once(built):
+    data = built["new"].read_bytes()
+    first, second = add_images(built["index"], [("a.png", data), ("b.png", data)])
+    index = FolderIndex.load(built["index"])
+    assert first["id"] == second["id"] and len(index.paths) == 5 and index.entries[-1]["id"] == first["id"]

@@ -81,9 +81,9 @@ def _add(index_dir: Path, images: Sequence[tuple[str, bytes]], label: str | None
     if decoded:
         embedder = embedder or PhotoEmbedder.from_card(index.model_dir, align=False)
         rows = np.concatenate([_rows(index), embedder.embed(decoded)])
-        fresh = [e for e in entries if e["path"] in new_files]
-        write_index(index_dir, index.folder, index.entries + list({e["id"]: e for e in fresh}.values()), rows, index.model_dir,
-                    _excluded(index), added_from=index_dir, new_files=new_files)
+        fresh = [by_id[Path(path).stem] for path in new_files]  # one entry a new image, in `decoded`'s order
+        write_index(index_dir, index.folder, index.entries + fresh, rows, index.model_dir, _excluded(index), added_from=index_dir,
+                    new_files=new_files)
     return entries
 
 
