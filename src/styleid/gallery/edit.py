@@ -16,8 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from styleid.errors import StyleidError
-from styleid.fileio import read_json
-from styleid.gallery.folder_index import ADDED, EMBEDDINGS, FILES, FolderIndex, write_index
+from styleid.gallery.folder_index import ADDED, EMBEDDINGS, FolderIndex, write_index
 from styleid.images import BadImage, decode_rgb
 
 MAX_LABEL = 200  # characters of a person label
@@ -38,10 +37,6 @@ def locked(index_dir: Path) -> Iterator[None]:
 
 def _rows(index: FolderIndex) -> np.ndarray:
     return np.load(index.index_dir / EMBEDDINGS)
-
-
-def _excluded(index: FolderIndex) -> list[str]:
-    return list(read_json(index.index_dir / FILES).get("excluded", []))
 
 
 def add_images(index_dir: Path, images: Sequence[tuple[str, bytes]], label: str | None = None, embedder=None) -> list[dict]:
@@ -82,7 +77,7 @@ def _add(index_dir: Path, images: Sequence[tuple[str, bytes]], label: str | None
         embedder = embedder or PhotoEmbedder.from_card(index.model_dir, align=False)
         rows = np.concatenate([_rows(index), embedder.embed(decoded)])
         fresh = [by_id[Path(path).stem] for path in new_files]  # one entry a new image, in `decoded`'s order
-        write_index(index_dir, index.folder, index.entries + fresh, rows, index.model_dir, _excluded(index), added_from=index_dir,
+        write_index(index_dir, index.folder, index.entries + fresh, rows, index.model_dir, index.excluded, added_from=index_dir,
                     new_files=new_files)
     return entries
 
@@ -103,7 +98,7 @@ def _remove(index_dir: Path, ids: Sequence[str]) -> list[dict]:
     if len(gone) == len(index.entries):
         raise StyleidError(f"{index_dir}: removing every image would leave an empty index; keep at least one (nothing was removed)")
     keep = [row for row in range(len(index.entries)) if row not in gone]
-    excluded = _excluded(index) + [index.entries[r]["path"] for r in sorted(gone) if not index.entries[r].get("added")]
+    excluded = index.excluded + [index.entries[r]["path"] for r in sorted(gone) if not index.entries[r].get("added")]
     write_index(index_dir, index.folder, [index.entries[r] for r in keep], _rows(index)[keep], index.model_dir, excluded, added_from=index_dir)
     return [index.entries[r] for r in sorted(gone)]
 

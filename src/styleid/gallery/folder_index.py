@@ -186,6 +186,7 @@ class FolderIndex:
     card: dict  # the model's card.json ({} without one): its match threshold marks the results
     index_dir: Path
     entries: list[dict]  # files.json's, row by row: path, id, label and added where they apply
+    excluded: list[str]  # folder images removed by hand, kept out when the folder is indexed again
 
     @classmethod
     def load(cls, index_dir: Path) -> "FolderIndex":
@@ -215,7 +216,7 @@ class FolderIndex:
         if index.ntotal != len(entries) or index.d != width:
             raise StyleidError(f"{index_dir / FAISS}: {index.ntotal} vectors of {index.d} numbers, but files.json lists {len(entries)} "
                                f"images and the model makes {width}; {fix}")
-        return cls(folder, [e["path"] for e in entries], index, index_dir / MODEL, card, Path(index_dir), entries)
+        return cls(folder, [e["path"] for e in entries], index, index_dir / MODEL, card, Path(index_dir), entries, list(doc.get("excluded", [])))
 
     def file(self, row: int) -> Path:
         """Where gallery image `row` is: in the gallery folder, or in the index for an added one."""
