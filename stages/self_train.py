@@ -20,16 +20,9 @@ from pathlib import Path
 import typer
 
 from styleid.artifacts import ALIGNED_INDEX, MANIFEST, METRICS, MODEL_DIR, SELF_TRAINED, SPLITS, load_split
-from styleid.fileio import atomic_dir, read_json, write_json
-from styleid.inference.onnx_export import export_runtimes
-from styleid.inference.onnx_trunk import onnx_trunk
-from styleid.models.embedder import load, save
-from styleid.models.split import split as split_model
+from styleid.fileio import atomic_dir, empty_resume_folder, read_json, write_json
 from styleid.params import load_params
 from styleid.runner import stage
-from styleid.search.adapt import resolve
-from styleid.training import checkpoint as checkpoints
-from styleid.training.self_training import Resume, adapt_rounds, keeps, validation_gain
 
 CHECKPOINTS = MODEL_DIR / "self_train_checkpoint"  # each fine-tune's state (a persisted DVC output): a killed run resumes
 
@@ -39,24 +32,37 @@ def self_train_stage(params_file: Path = typer.Option(Path("params.yaml"), "--pa
     params = load_params(params_file)
     start = time.perf_counter()
     CHECKPOINTS.mkdir(parents=True, exist_ok=True)
-    resume = Resume(CHECKPOINTS, checkpoints.stage_key(params_file, __file__, [SPLITS, ALIGNED_INDEX, MANIFEST, MODEL_DIR / "model.safetensors",
-                                                                              MODEL_DIR / "model.json"]))
     with atomic_dir(SELF_TRAINED, "self-trained") as out:
-        summary = _self_train(params, out, resume)
+        summary = _switched_off(params) or _self_train(params, params_file, out)
         if summary["self_train"] != "kept":
             write_json(out / "off.json", summary)  # no model here: embed uses models/ as trained
-    resume.clear()
+    empty_resume_folder(CHECKPOINTS)
     summary["self_train_total_seconds"] = round(time.perf_counter() - start, 2)
     write_json(METRICS / "self_train.json", summary)
     print("self_train: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
 
 
-def _self_train(params, out: Path, resume: Resume) -> dict:
-    s, e = params.self_train, params.embed
-    if s.use == "never":
+def _switched_off(params) -> dict | None:
+    """Why the stage does nothing, decided from the params alone (before torch is imported), or None."""
+    if params.self_train.use == "never":
         return {"self_train": "off (self_train.use never)"}
     if params.train.freeze == "all":  # the frozen-backbone baseline stays the backbone's own features
         return {"self_train": "off (train.freeze all: the backbone is not fine-tuned, here or in training)"}
+    return None
+
+
+def _self_train(params, params_file: Path, out: Path) -> dict:
+    from styleid.inference.onnx_export import export_runtimes
+    from styleid.inference.onnx_trunk import onnx_trunk
+    from styleid.models.embedder import load, save
+    from styleid.models.split import split as split_model
+    from styleid.search.adapt import resolve
+    from styleid.training import checkpoint as checkpoints
+    from styleid.training.self_training import Resume, adapt_rounds, keeps, validation_gain
+
+    s, e = params.self_train, params.embed
+    resume = Resume(CHECKPOINTS, checkpoints.stage_key(params_file, __file__, [SPLITS, ALIGNED_INDEX, MANIFEST, MODEL_DIR / "model.safetensors",
+                                                                              MODEL_DIR / "model.json"]))
     split = load_split()
     model = load(MODEL_DIR)
     adapt = resolve(e.adapt, MODEL_DIR)

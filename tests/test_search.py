@@ -31,7 +31,7 @@ def _split(vectors, sizes):
     return np.split(vectors, np.cumsum(sizes)[:-1])
 
 
-@pytest.mark.parametrize("factory", ["Flat", "IVF8,Flat", "IVF8,PQ4"])
+@pytest.mark.parametrize("factory", ["Flat", "IVF8,Flat", "IVF8,PQ4x4"])  # PQ4x4: 16-centroid codebooks, quick to train
 def test_shards_merged_equal_one_index_built_in_one_go(factory):
     gallery = _vectors(600, seed=2)
     queries = _vectors(40, seed=3)

@@ -112,6 +112,14 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def empty_resume_folder(folder: str | Path) -> None:
+    """After a stage's outputs are written, its checkpoints (*.pt) are dropped: nothing is left to resume, and a forced
+    rerun starts afresh. A marker stays, so the folder (a DVC output) is never empty."""
+    for path in Path(folder).glob("*.pt"):
+        path.unlink()
+    write_json(Path(folder) / "finished.json", {"resume": "nothing: the stage's outputs were written"})
+
+
 def user_cache_dir() -> Path:
     """What styleid keeps between runs outside any repository (converted weights, runtime choices): $STYLEID_CACHE,
     else the user's cache folder."""

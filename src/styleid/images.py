@@ -95,6 +95,14 @@ def load_rgb(path: str | Path) -> Image.Image:
     return decode_rgb(data)
 
 
+def read_image(path: Path) -> Image.Image:
+    """A pipeline image (checked at fetch) decoded; one changed since then is BadImage naming it and the fix."""
+    try:
+        return load_rgb(path)
+    except BadImage as exc:
+        raise BadImage(f"{path}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
+
+
 def read_photo(path: str | Path) -> Image.Image:
     """A photo a person named on the command line: decoded, or one line naming it and what to give instead."""
     from styleid.errors import StyleidError

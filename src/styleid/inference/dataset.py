@@ -6,17 +6,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from styleid.images import BadImage, load_rgb
-
-
-def read_image(path: Path) -> Image.Image:
-    try:
-        return load_rgb(path)
-    except BadImage as exc:  # checked at fetch; only a file changed since then gets here
-        raise BadImage(f"{path}: {exc}; rerun `dvc repro` so fetch rechecks the data") from None
+from styleid.images import read_image
 
 
 class ImageDataset(Dataset):

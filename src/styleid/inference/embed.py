@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from styleid.inference.dataset import ImageDataset
+from styleid.inference.prefetch import prefetched
 from styleid.inference.transforms import prepare_batch
 from styleid.progress import bar
 
@@ -32,18 +32,6 @@ def embed_batch(model: nn.Module, images: torch.Tensor, flip: bool = False) -> t
         mirrored = model(images.flip(-1).contiguous(memory_format=layout)).float()
         out = F.normalize(out, dim=1) + F.normalize(mirrored, dim=1)
     return out
-
-
-def prefetched(batches: Iterable) -> Iterator:
-    """Each next batch decoded in a thread while the model runs on the current one. Decoding (PIL) and the forward pass
-    (ONNX Runtime, torch) release the GIL, so one thread fills the cores' idle moments; DataLoader worker processes
-    would compete with the runtime's threads instead (README, Speed: the embed path against the bare forward pass)."""
-    source = iter(batches)
-    with ThreadPoolExecutor(1, thread_name_prefix="styleid-decode") as pool:
-        upcoming = pool.submit(next, source, None)
-        while (batch := upcoming.result()) is not None:
-            upcoming = pool.submit(next, source, None)
-            yield batch
 
 
 def iter_embed(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_size: int = 64,

@@ -30,12 +30,21 @@ ENGINES: Registry[Callable[[Path, EmbedParams], Engine]] = Registry("embedding e
 
 @ENGINES.register("local")
 class LocalEngine:
-    """The model in this process, on the best local device; DataLoader workers decode."""
+    """The model in this process, on the best local device; DataLoader workers decode. Where ONNX Runtime runs the export
+    on the CPU with decoding in this process, NumPy and Pillow feed it and torch is never imported (inference/onnx_photos.py:
+    the same pixels as the torch transform's)."""
 
     def __init__(self, model_dir: Path, params: EmbedParams):
         self.model_dir, self.params = Path(model_dir), params
+        self.transform = None
 
     def __enter__(self) -> "LocalEngine":
+        from styleid.inference.onnx_photos import OnnxPhotoModel, runs_without_torch
+        from styleid.inference.onnx_session import onnx_precision, threads_wanted
+
+        if runs_without_torch(self.params.runtime, self.params.num_workers):
+            self.model = OnnxPhotoModel(self.model_dir, onnx_precision(self.params.precision, self.model_dir), threads_wanted())
+            return self
         from styleid import devices
         from styleid.inference.runtimes import load_runtime
         from styleid.inference.transforms import eval_transform
@@ -48,9 +57,11 @@ class LocalEngine:
         self.model = None
 
     def iter_embed(self, paths: Sequence[Path]) -> Iterator[np.ndarray]:
+        p = self.params
+        if self.transform is None:
+            return self.model.embed_files(list(paths), p.flip_tta, p.batch_size)
         from styleid.inference.embed import iter_embed
 
-        p = self.params
         return iter_embed(self.model, paths, self.transform, p.batch_size, p.num_workers, desc="embed", flip=p.flip_tta)
 
 

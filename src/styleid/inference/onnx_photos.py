@@ -7,14 +7,32 @@ itself) and the model input is the same scale and shift per channel; flip averag
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
+from styleid.images import read_image
 from styleid.inference.normalize import l2_normalize
+from styleid.inference.prefetch import prefetched
 from styleid.inference.onnx_session import check_shapes, onnx_path, ort_session
 from styleid.models.spec import load_spec
+from styleid.progress import bar
+
+def runs_without_torch(runtime: str, num_workers: int) -> bool:
+    """Whether embed.runtime resolves to ONNX Runtime on the CPU (inference/runtimes.py: auto is ONNX Runtime unless
+    OpenVINO is installed too, when the faster one is measured) and the images are decoded in this process, so this
+    module can embed them."""
+    import importlib.util
+
+    if num_workers != 0 or importlib.util.find_spec("onnxruntime") is None:
+        return False
+    if runtime != "onnxruntime" and not (runtime == "auto" and importlib.util.find_spec("openvino") is None):
+        return False
+    import onnxruntime
+
+    return "CUDAExecutionProvider" not in onnxruntime.get_available_providers()
+
 
 RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
@@ -47,15 +65,23 @@ class OnnxPhotoModel:
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         return np.asarray(self.session.run(None, {self.input_name: np.ascontiguousarray(inputs, dtype=np.float32)})[0], np.float32)
 
+    def run(self, pixels: np.ndarray, flip: bool = False) -> np.ndarray:
+        """uint8 (n, 3, size, size) -> raw float32 (n, d); flip: each row is the sum of the L2-normalised image and mirror
+        embeddings."""
+        inputs = pixels.astype(np.float32) * self.scale + self.shift
+        if not flip:
+            return self.forward(inputs)
+        both = self.forward(np.concatenate([inputs, inputs[..., ::-1]]))  # one call: one pass of the runtime's overhead, not two
+        return l2_normalize(both[: len(inputs)]) + l2_normalize(both[len(inputs) :])
+
     def embed(self, images: Sequence[Image.Image], flip: bool = False, batch_size: int = 64) -> np.ndarray:
-        """flip: each row is the sum of the L2-normalised image and mirror embeddings."""
-        blocks = []
-        for lo in range(0, len(images), batch_size):
-            inputs = np.stack([self.pixels(img) for img in images[lo : lo + batch_size]]).astype(np.float32) * self.scale + self.shift
-            if flip:  # the photos and their mirrors in one call: one pass of the runtime's overhead, not two
-                both = self.forward(np.concatenate([inputs, inputs[..., ::-1]]))
-                out = l2_normalize(both[: len(inputs)]) + l2_normalize(both[len(inputs) :])
-            else:
-                out = self.forward(inputs)
-            blocks.append(out)
+        """In-memory PIL images -> raw float32 (n, d)."""
+        blocks = [self.run(np.stack([self.pixels(img) for img in images[lo : lo + batch_size]]), flip) for lo in range(0, len(images), batch_size)]
         return np.concatenate(blocks) if blocks else np.zeros((0, self.spec.out_dim), np.float32)
+
+    def embed_files(self, paths: Sequence[Path], flip: bool = False, batch_size: int = 64, desc: str = "embed") -> Iterator[np.ndarray]:
+        """Image files -> raw float32 (batch, d) blocks, in order; each next batch read and resized in a thread meanwhile."""
+        chunks = [paths[lo : lo + batch_size] for lo in range(0, len(paths), batch_size)]
+        decoded = (np.stack([self.pixels(read_image(Path(p))) for p in chunk]) for chunk in chunks)
+        for pixels in bar(prefetched(decoded), desc=desc, leave=False, total=len(chunks), hide=len(paths) < batch_size * 4):
+            yield self.run(pixels, flip)

@@ -27,6 +27,12 @@ def onnx_path(model_dir: Path, precision: str) -> Path:
     return path
 
 
+def threads_wanted() -> int:
+    """ONNX Runtime's threads: OMP_NUM_THREADS where it is set (as torch takes it), else 0 (one per core)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() else 0
+
+
 def ort_session(path: Path, threads: int = 0, cuda: bool = False):
     """An onnxruntime session on `path` (threads 0: one per core); a damaged or foreign file is one line naming it."""
     import onnxruntime as ort

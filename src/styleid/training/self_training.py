@@ -36,7 +36,7 @@ import numpy as np
 
 from styleid import metrics
 from styleid.artifacts import part_images
-from styleid.fileio import write_json
+from styleid.fileio import empty_resume_folder
 from styleid.models.embedder import Embedder
 from styleid.params import Params
 from styleid.search.pseudo_identities import PseudoIdentities, find, purity
@@ -63,11 +63,9 @@ class Resume:
         return self.folder / f"{name}-views.pt", checkpoints.run_key(self.key, name, "\n".join(map(str, paths)))
 
     def clear(self) -> None:
-        """After the stage's outputs are written: nothing is left to resume (a forced rerun fine-tunes again). A marker
-        stays, so the folder (a DVC output) is never empty."""
-        for path in self.folder.glob("*.pt"):
-            path.unlink()
-        write_json(self.folder / "finished.json", {"resume": "nothing: the stage's outputs were written"})
+        """After the stage's outputs are written: nothing left to resume (fileio.empty_resume_folder)."""
+        empty_resume_folder(self.folder)
+
 
 
 def cache_views(model: Embedder, params: Params, queries: list[Path], gallery: list[Path], resume: Resume | None = None,
