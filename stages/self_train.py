@@ -6,7 +6,7 @@ paired bootstrap noise (or, where it cannot move, their mAP: keeps); always skip
 and adapted as the embed stage does, are clustered into pseudo-people (search/pseudo_identities.py: k-reciprocal
 clusters holding photos and renders; no test label is read), the model's top is fine-tuned on them, its lower layers'
 outputs cached once per view (self_train.rounds times, re-clustering with each round's model), then exported as the
-export stage does (ONNX checked against torch, int8 calibrated on training images): embed and `styleid search` use
+export stage does (ONNX checked against torch; int8 calibrated on training images, unless embed.precision is fp32): embed and `styleid search` use
 it. Not kept: models/self_trained/ holds only off.json, and embed uses models/ as trained.
 
 Every view cache and fine-tune (the validation check's and the test's) is kept in models/self_train_checkpoint/ (a
@@ -79,9 +79,10 @@ def _self_train(params, params_file: Path, out: Path) -> dict:
         return {"self_train": f"skipped: {result.first.people} pseudo-people among the test images (raise self_train.eps)", **checked,
                 **result.first.summary(), **timing}
     save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": {**result.first.summary(), **result.summary()}})
-    written = export_runtimes(result.model, out, split, e.calibration_images, params.seed)
+    # int8 beside it unless embed.precision fp32 says embed will never run it (quantising is most of the export's time)
+    written = export_runtimes(result.model, out, split, e.calibration_images, params.seed, int8=e.precision != "fp32")
     return {"self_train": "kept", **checked, **result.first.summary(), **result.summary(), **timing,
-            "export_max_abs_diff": written["export_max_abs_diff"], "int8_mean_cosine": written["int8_mean_cosine"]}
+            **{k: v for k, v in written.items() if k in ("export_max_abs_diff", "int8_mean_cosine")}}
 
 
 if __name__ == "__main__":

