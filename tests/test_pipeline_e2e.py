@@ -253,33 +253,6 @@ def _check_search_command(repo: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1] == "styleid search: error: models/model.safetensors: missing; run `dvc repro train` to build it"
 
 
-def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tiny_run, tmp_path):
-    repo = copy_run(tiny_run, tmp_path / "repo")
-    run(repo, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
-    _commit(repo, "results")
-    run(repo, "dvc", "push")
-    clone = tmp_path / "clone"
-    run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
-    run(clone, "dvc", "pull")
-    for artifact in ("metrics/eval.json", "models/model.safetensors", "models/index/part-000.faiss", "submission.json"):
-        assert (clone / artifact).is_file(), artifact
-    assert metrics_of(clone) == metrics_of(repo)
-    out = run(clone, "dvc", "repro")
-    assert "Running stage 'train'" not in out and "Running stage 'embed'" not in out and "Running stage 'index'" not in out
-    assert "Stage 'evaluate' didn't change, skipping" in out
-    # the model artifact (dvc.yaml's artifacts:), registered as a version (an annotated GTO tag), fetched into another place
-    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "tag", "-a", "styleid-model@v1.0.0", "-m", "Registering styleid-model v1.0.0")
-    run(tmp_path, "dvc", "artifacts", "get", str(repo), "styleid-model", "-o", str(tmp_path / "fetched.onnx"))
-    assert (tmp_path / "fetched.onnx").read_bytes() == (repo / "models" / "model.onnx").read_bytes()
-    # ... and `styleid index --model <git url>` uses that artifact (with its model.json) for your own gallery
-    (tmp_path / "mine").mkdir()
-    for k, g in enumerate(json.loads((repo / "data" / "embeddings" / "gallery.json").read_text())[:6]):
-        shutil.copy(repo / g["file"], tmp_path / "mine" / f"{k}{Path(g['file']).suffix}")
-    out = run(tmp_path, sys.executable, "-m", "styleid.cli", "index", str(tmp_path / "mine"), "--out", str(tmp_path / "mine.index"),
-              "--model", f"file://{repo}", env={"HOME": str(tmp_path), "STYLEID_CACHE": str(tmp_path / "cache")})
-    assert "6 added" in out and (tmp_path / "cache" / "artifacts").is_dir()
-
-
 def _copy_people(src: Path, dest: Path, people: list[str], per: int) -> None:
     for person in people:
         for k, path in enumerate(sorted((src / person).iterdir())[:per]):
@@ -326,6 +299,33 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
     assert model["backbone"] == "facenet" and model["input_size"] == 128  # input_size 0: the 128 px crops, not upscaled to 160
     names = lambda split: [[e["name"] for e in split[part]] for part in ("query", "gallery")]  # noqa: E731
     assert names(json.loads((repo / "data" / "splits.json").read_text())) == names(splits)  # same split, other model
+
+
+def test_remote_push_then_fresh_clone_pull_needs_no_recompute(tiny_run, tmp_path):
+    repo = copy_run(tiny_run, tmp_path / "repo")
+    run(repo, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
+    _commit(repo, "results")
+    run(repo, "dvc", "push")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    run(clone, "dvc", "pull")
+    for artifact in ("metrics/eval.json", "models/model.safetensors", "models/index/part-000.faiss", "submission.json"):
+        assert (clone / artifact).is_file(), artifact
+    assert metrics_of(clone) == metrics_of(repo)
+    out = run(clone, "dvc", "repro")
+    assert "Running stage 'train'" not in out and "Running stage 'embed'" not in out and "Running stage 'index'" not in out
+    assert "Stage 'evaluate' didn't change, skipping" in out
+    # the model artifact (dvc.yaml's artifacts:), registered as a version (an annotated GTO tag), fetched into another place
+    run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "tag", "-a", "styleid-model@v1.0.0", "-m", "Registering styleid-model v1.0.0")
+    run(tmp_path, "dvc", "artifacts", "get", str(repo), "styleid-model", "-o", str(tmp_path / "fetched.onnx"))
+    assert (tmp_path / "fetched.onnx").read_bytes() == (repo / "models" / "model.onnx").read_bytes()
+    # ... and `styleid index --model <git url>` uses that artifact (with its model.json) for your own gallery
+    (tmp_path / "mine").mkdir()
+    for k, g in enumerate(json.loads((repo / "data" / "embeddings" / "gallery.json").read_text())[:6]):
+        shutil.copy(repo / g["file"], tmp_path / "mine" / f"{k}{Path(g['file']).suffix}")
+    out = run(tmp_path, sys.executable, "-m", "styleid.cli", "index", str(tmp_path / "mine"), "--out", str(tmp_path / "mine.index"),
+              "--model", f"file://{repo}", env={"HOME": str(tmp_path), "STYLEID_CACHE": str(tmp_path / "cache")})
+    assert "6 added" in out and (tmp_path / "cache" / "artifacts").is_dir()
 
 
 def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
