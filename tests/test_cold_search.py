@@ -84,3 +84,30 @@ def test_a_card_asking_for_precision_auto_runs_without_torch_at_what_its_files_a
     write_json(model / "model.int8.json", {"int8_mean_cosine": 0.9})
     assert PhotoEmbedder.from_card(model).model.session._model_path.endswith("model.onnx")
     assert PhotoEmbedder.from_card(model).embed([Image.open(write_image(tmp_path / "p.png", 1))]).shape == (1, 16)
+
+
+def test_the_embed_stages_engine_runs_the_export_without_torch_and_embeds_as_the_torch_path(exported_model, tmp_path):
+    """embed.engine local on ONNX Runtime with decoding in-process (the default install): image files in a batch size that
+    does not divide them, with flip averaging, give the torch path's rows in order, and torch is never imported; a
+    DataLoader worker or the torch runtime takes the torch path."""
+    from styleid.inference.engines import open_engine
+    from styleid.inference.onnx_photos import runs_without_torch
+    from styleid.params import EmbedParams
+
+    files = [write_image(tmp_path / "imgs" / f"i{k}.png", k, (50 + 9 * k, 64)) for k in range(7)]
+    assert runs_without_torch("auto", 0) and runs_without_torch("onnxruntime", 0)
+    assert not runs_without_torch("torch", 0) and not runs_without_torch("auto", 2)
+    probe = ("import sys, numpy as np\nfrom pathlib import Path\nfrom styleid.inference.engines import open_engine\n"
+             "from styleid.params import EmbedParams\n"
+             "with open_engine(Path(sys.argv[1]), EmbedParams(batch_size=3, flip_tta=True)) as engine:\n"
+             "    np.save(sys.argv[2], np.concatenate(list(engine.iter_embed([Path(p) for p in sys.argv[3:]]))))\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')\n")
+    proc = subprocess.run([sys.executable, "-c", probe, str(exported_model), str(tmp_path / "rows.npy"), *map(str, files)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "NO TORCH", proc.stderr[-2000:]
+    with open_engine(exported_model, EmbedParams(batch_size=3, flip_tta=True, runtime="onnxruntime", num_workers=1)) as engine:
+        assert engine.transform is not None  # DataLoader workers: the torch path
+        torch_rows = np.concatenate(list(engine.iter_embed(files)))
+    rows = np.load(tmp_path / "rows.npy")
+    assert rows.shape == torch_rows.shape == (7, 16)
+    np.testing.assert_allclose(rows, torch_rows, atol=1e-5)

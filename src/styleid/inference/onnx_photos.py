@@ -14,10 +14,11 @@ from PIL import Image
 
 from styleid.images import read_image
 from styleid.inference.normalize import l2_normalize
-from styleid.inference.prefetch import prefetched
 from styleid.inference.onnx_session import check_shapes, onnx_path, ort_session
+from styleid.inference.prefetch import prefetched
 from styleid.models.spec import load_spec
 from styleid.progress import bar
+
 
 def runs_without_torch(runtime: str, num_workers: int) -> bool:
     """Whether embed.runtime resolves to ONNX Runtime on the CPU (inference/runtimes.py: auto is ONNX Runtime unless
