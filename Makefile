@@ -47,7 +47,7 @@ seeds: $(STAMP)
 	dvc exp show --no-pager --only-changed --drop 'rev|typ|Created|parent|State|Executor|align_.*|final_.*|best_train.*' --sort-by seed
 
 test: $(STAMP)
-	source $(BIN)/activate && ruff check --quiet . && python -m pytest -n logical --maxschedchunk 1
+	source $(BIN)/activate && ruff check --quiet . && python -m pytest -n logical --dist worksteal
 
 # A results row as a record: run it (dvc exp run ARGS, or dvc repro without ARGS), then write reports/runs/NAME.json.
 # make record NAME=ourcar-default DATA="ourcar photo -> caricature (open)" ARGS="-S data.source=..." [RECIPE=...] [RECORD_ARGS="--readme --order 20"]

@@ -117,6 +117,27 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The end-to-end runs first (a stable sort keeps the rest in file order), so that no long test is left to run
-    alone at the end while the other workers idle."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The order the workers get their tests in (`make test`: `-n logical --dist worksteal`).
+
+    Work stealing first hands each worker one contiguous run of the collection (an even split by count, the first
+    worker the first run), then moves tests from the tail of a busy worker's queue to an idle one. So each run starts
+    with its share of the end-to-end tests, and the unit tests fill the rest in file order (a module stays on one worker,
+    its module fixtures built once). The tests that start from the shared tiny pipeline run all go to the first worker,
+    which builds that run: no worker waits for it. Without workers: the end-to-end runs first."""
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    fast = [item for item in items if item.get_closest_marker("slow") is None]
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        items[:] = slow + fast
+        return
+    lanes = [[item for item in slow if "tiny_run" in item.fixturenames]] + [[] for _ in range(workers - 1)]
+    for k, item in enumerate(item for item in slow if "tiny_run" not in item.fixturenames):
+        lanes[1 + k % (workers - 1)].append(item)
+    ordered, left = [], len(items)
+    for lane, remaining in zip(lanes, range(workers, 0, -1)):
+        size = left // remaining  # the share worksteal sends the next idle worker
+        take = max(0, size - len(lane))
+        ordered += lane + fast[:take]
+        fast = fast[take:]
+        left -= len(lane) + take
+    items[:] = ordered + fast

@@ -23,36 +23,41 @@ WORKER = Path(__file__).with_name("ddp_train_worker.py")
 STATE_ATOL = 1e-4  # float32 sums in another order (two half-batch gradients averaged vs one)
 
 
-def _run(nproc: int, raw: dict, root: Path, out: Path) -> tuple[dict, dict]:
-    cmd = [sys.executable, str(WORKER), json.dumps(raw), str(root), str(out)]
+def _run(nproc: int, raws: list[dict], root: Path, out: Path) -> list[tuple[dict, dict]]:
+    """Each of `raws` trained in turn by one launch of the worker (nproc processes): (result, state) for each."""
+    cmd = [sys.executable, str(WORKER), json.dumps(raws), str(root), str(out)]
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cmd[1:]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "STYLEID_DEVICE": "cpu"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((out / "result.json").read_text()), load_file(str(out / "state.safetensors"))
+    return [(json.loads((out / str(k) / "result.json").read_text()), load_file(str(out / str(k) / "state.safetensors")))
+            for k in range(len(raws))]
 
 
-@pytest.mark.parametrize("loss", ["arcface", "multi_similarity"])
-def test_two_processes_learn_what_one_process_learns(synthetic_root, tmp_path, loss):
+LOSSES = ("arcface", "multi_similarity")  # a loss with learned proxies (synced by DDP too) and one without
+
+
+def test_two_processes_learn_what_one_process_learns(synthetic_root, tmp_path):
     # a backbone without BatchNorm or dropout (ConvNeXt: LayerNorm), fine-tuned whole on augmented
     # images: covers DDP's gradient sync (backbone and loss proxies), the shared batch plan, per-image
     # augmentation seeds and the gathered validation. (Training-mode BatchNorm uses each process's
     # own half-batch on CPU, and dropout draws per process: those runs agree in metrics, not weights.)
-    raw = {"backbone": "convnext_atto", "pretrained": "none", "epochs": 2, "batch_size": 8, "lr": 0.001,
-           "model": {"input_size": 32}, "embed": {"flip_tta": False},
-           "train": {"loss": loss, "augment": True, "m_per_class": 2, "patience": 0, "warmup_epochs": 0}}
-    one, one_state = _run(1, raw, synthetic_root, tmp_path / "one")
-    two, two_state = _run(2, raw, synthetic_root, tmp_path / "two")
-    assert two["world"] == 2 and one["world"] == 1
-    assert two["images_seen"] == one["images_seen"]  # both ranks' shares add up to the global batches
-    init = _init_state(raw)
-    assert any(not torch.equal(one_state[k], init[k]) for k in init)  # it did learn
-    for key in one_state:
-        torch.testing.assert_close(two_state[key], one_state[key], atol=STATE_ATOL, rtol=1e-3, msg=key)
-    for a, b in zip(one["history"], two["history"]):
-        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3, abs=1e-4)
-        assert b["val_score"] == pytest.approx(a["val_score"], abs=1e-6)
+    # Both losses are trained by one launch of each kind: starting processes is most of this test's time.
+    raws = [{"backbone": "convnext_atto", "pretrained": "none", "epochs": 2, "batch_size": 8, "lr": 0.001,
+             "model": {"input_size": 32}, "embed": {"flip_tta": False},
+             "train": {"loss": loss, "augment": True, "m_per_class": 2, "patience": 0, "warmup_epochs": 0}} for loss in LOSSES]
+    ones, twos = _run(1, raws, synthetic_root, tmp_path / "one"), _run(2, raws, synthetic_root, tmp_path / "two")
+    init = _init_state(raws[0])
+    for loss, raw, (one, one_state), (two, two_state) in zip(LOSSES, raws, ones, twos):
+        assert two["world"] == 2 and one["world"] == 1
+        assert two["images_seen"] == one["images_seen"], loss  # both ranks' shares add up to the global batches
+        assert any(not torch.equal(one_state[k], init[k]) for k in init), loss  # it did learn
+        for key in one_state:
+            torch.testing.assert_close(two_state[key], one_state[key], atol=STATE_ATOL, rtol=1e-3, msg=f"{loss}: {key}")
+        for a, b in zip(one["history"], two["history"]):
+            assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3, abs=1e-4), loss
+            assert b["val_score"] == pytest.approx(a["val_score"], abs=1e-6), loss
 
 
 def _init_state(raw: dict) -> dict:

@@ -22,10 +22,16 @@ def model_dir(tmp_path_factory):
     return folder
 
 
-def test_ray_engine_matches_the_local_engine(model_dir, synthetic_root):
+def test_ray_engine_matches_the_local_engine_and_names_an_unreadable_image(model_dir, synthetic_root, tmp_path):
+    """One local cluster (starting one is most of the cost): the embeddings, a second job in the same session, then a job
+    with an unreadable image that fails in one line naming it; the cluster is gone afterwards."""
     need_ray()
+    from PIL import Image
+
     from styleid.inference.ray_engine import RayEngine
 
+    Image.new("RGB", (40, 40)).save(tmp_path / "fine.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
     paths = sorted(synthetic_root.rglob("*.png"))
     assert len(paths) == 48
     params = EmbedParams(batch_size=5, flip_tta=True)  # 5: batches that do not divide the image count
@@ -35,10 +41,15 @@ def test_ray_engine_matches_the_local_engine(model_dir, synthetic_root):
         assert engine.actors == 2  # auto: one per CPU (decoding is fused into the actors without GPUs)
         blocks = list(engine.iter_embed(paths))
         again = np.concatenate(list(engine.iter_embed(paths[:7])))  # the session serves both parts
+        with pytest.raises(StyleidError) as failure:
+            list(engine.iter_embed([tmp_path / "fine.png", tmp_path / "broken.png"]))
     remote = np.concatenate(blocks)
     assert remote.shape == local.shape == (48, 16)
     np.testing.assert_allclose(remote, local, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(again, local[:7], rtol=1e-4, atol=1e-5)
+    message = str(failure.value)
+    assert "\n" not in message and message.startswith("embed: the Ray job failed: ")
+    assert f"{tmp_path / 'broken.png'}: not a readable image" in message and "rerun `dvc repro`" in message
     import ray
 
     assert not ray.is_initialized()  # the local cluster it started is gone
@@ -69,18 +80,3 @@ def test_an_unreachable_cluster_is_a_one_line_error(model_dir):
         with RayEngine(model_dir, EmbedParams(engine="ray", ray_address="cluster")):
             pass
 
-
-def test_an_unreadable_image_fails_the_ray_job_in_one_line_naming_it(model_dir, tmp_path):
-    need_ray()
-    from PIL import Image
-
-    from styleid.inference.ray_engine import RayEngine
-
-    Image.new("RGB", (40, 40)).save(tmp_path / "fine.png")
-    (tmp_path / "broken.png").write_bytes(b"not an image")
-    with RayEngine(model_dir, EmbedParams(batch_size=2), num_cpus=2) as engine:
-        with pytest.raises(StyleidError) as failure:
-            list(engine.iter_embed([tmp_path / "fine.png", tmp_path / "broken.png"]))
-    message = str(failure.value)
-    assert "\n" not in message and message.startswith("embed: the Ray job failed: ")
-    assert f"{tmp_path / 'broken.png'}: not a readable image" in message and "rerun `dvc repro`" in message
