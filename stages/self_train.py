@@ -46,8 +46,8 @@ def _switched_off(params) -> dict | None:
     """Why the stage does nothing, decided from the params alone (before torch is imported), or None."""
     if params.self_train.use == "never":
         return {"self_train": "off (self_train.use never)"}
-    if params.train.freeze == "all":  # the frozen-backbone baseline stays the backbone's own features
-        return {"self_train": "off (train.freeze all: the backbone is not fine-tuned, here or in training)"}
+    if params.train.freeze == "all" and params.self_train.use == "auto":  # the frozen baseline: the backbone's own features
+        return {"self_train": "off (train.freeze all under self_train.use auto; use always fine-tunes the frozen backbone's top)"}
     return None
 
 
