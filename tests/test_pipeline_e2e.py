@@ -345,8 +345,8 @@ def test_unlabelled_competition_layout_yields_a_submission_only(tmp_path):
                 (comp / "test" / part).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, comp / "test" / part / f"{person_dir.name[-3:]}x{path.name}")
     repo = make_repo(tmp_path / "repo", {"backbone": "tf_efficientnet_lite0", "epochs": 1, "model": {"input_size": 64},
-                                         "self_train": {"use": "never"}})  # the layout under test
-    run(repo, "dvc", "exp", "run", "-S", f"data.source={comp}")
+                                         "self_train": {"use": "never"}, "data": {"source": str(comp)}})  # the layout under test
+    run(repo, "dvc", "repro")
     result = json.loads((repo / "metrics" / "eval.json").read_text())
     assert result["labelled"] is False and "score" not in result and result["n_queries"] == 12
     submission = json.loads((repo / "submission.json").read_text())
@@ -368,8 +368,9 @@ def test_unmarked_competition_copy_infers_domains_and_validates_like_the_marked_
     for name, marked in (("marked", True), ("unmarked", False)):
         copy = tmp_path / name
         to_competition(src, copy, test_share=0.25, seed=1, mark_domains=marked)
-        repo = make_repo(tmp_path / f"repo-{name}", TINY)
-        run(repo, "dvc", "exp", "run", "-S", f"data.source={copy}", "-S", f"domains.truth={truth_path(copy)}", "domains")
+        repo = make_repo(tmp_path / f"repo-{name}", _merge(json.loads(json.dumps(TINY)), {"data": {"source": str(copy)},
+                                                                                          "domains": {"truth": str(truth_path(copy))}}))
+        run(repo, "dvc", "repro", "domains")
         domains = json.loads((repo / "metrics" / "domains.json").read_text())
         labels = json.loads((repo / "data" / "domains.json").read_text())["domains"]
         splits[name] = apply_domains(json.loads((repo / "data" / "splits.json").read_text()), {f: v["domain"] for f, v in labels.items()})
@@ -463,8 +464,8 @@ def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):
 
     other = tmp_path / "other"
     generate(other, seed=9, people=12, photos=2, renders=2, size=64)  # other people, the same folder names
-    repo = make_repo(tmp_path / "repo", _merge(json.loads(json.dumps(TINY)), {"epochs": 1, **NO_SELF_TRAINING}))
-    run(repo, "dvc", "exp", "run", "-S", f"data.test_source={other}")
+    repo = make_repo(tmp_path / "repo", _merge(json.loads(json.dumps(TINY)), {"epochs": 1, **NO_SELF_TRAINING, "data": {"test_source": str(other)}}))
+    run(repo, "dvc", "repro")
     splits = json.loads((repo / "data" / "splits.json").read_text())
     assert splits["protocol"] == "cross-dataset"
     tested = {e["person"] for e in splits["query"]} | {e["person"] for e in splits["gallery"]}
