@@ -10,11 +10,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_script(name: str):
-    """scripts/<name>.py as a module (scripts are not a package), for tests of their functions and main()."""
+def load_script(name: str, folder: str = "scripts"):
+    """<folder>/<name>.py as a module (scripts and stages are not packages), for tests of their functions and main()."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", REPO / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", REPO / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -299,13 +299,9 @@ def test_auto_keeps_on_the_score_or_on_map_where_the_score_is_not_worse_beyond_i
 def test_the_stage_is_off_from_the_params_alone_and_always_fine_tunes_even_a_frozen_backbone():
     """self_train.use never, and train.freeze all (the frozen baseline) under use auto, switch the stage off before
     anything heavy is imported; use always self-trains the frozen backbone's top (self-training alone)."""
-    import importlib.util
+    from conftest import load_script
 
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("stage_self_train", REPO / "stages" / "self_train.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_script("self_train", folder="stages")
     off = lambda **raw: stage._switched_off(params_from_dict(raw))  # noqa: E731
     assert off(self_train={"use": "never"}) == {"self_train": "off (self_train.use never)"}
     assert off(train={"freeze": "all"})["self_train"].startswith("off (train.freeze all under self_train.use auto")
