@@ -46,6 +46,7 @@ def _make_index(root: Path, model: Path, gallery: int) -> Path:
     from styleid import ownership
     from styleid.fileio import read_json, write_json
     from styleid.gallery.folder_index import EMBEDDINGS, FAISS, FILES, MODEL
+    from styleid.inference.onnx_session import copy_model_files
 
     dim = read_json(model / "model.json")
     dim = dim["embed_dim"] or dim["feature_dim"]
@@ -53,9 +54,7 @@ def _make_index(root: Path, model: Path, gallery: int) -> Path:
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     index_dir = root / "index"
     (index_dir / MODEL).mkdir(parents=True)
-    for name in ("model.json", "model.onnx", "model.int8.onnx", "model.int8.json", "card.json"):
-        if (model / name).is_file():
-            shutil.copy2(model / name, index_dir / MODEL / name)
+    copy_model_files(model, index_dir / MODEL)
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (250, 250, 3), dtype=np.uint8)).save(root / "photo.png")
     write_json(index_dir / FILES, {"folder": str(root), "files": [{"path": "photo.png", "size": 0, "mtime_ns": 0, "id": f"{k:012x}"}
                                                                   for k in range(gallery)]})

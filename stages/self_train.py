@@ -79,8 +79,7 @@ def _self_train(params, params_file: Path, out: Path) -> dict:
         return {"self_train": f"skipped: {result.first.people} pseudo-people among the test images (raise self_train.eps)", **checked,
                 **result.first.summary(), **timing}
     save(result.model, out, {**read_json(MODEL_DIR / "model.json"), "self_trained": {**result.first.summary(), **result.summary()}})
-    # int8 beside it unless embed.precision fp32 says embed will never run it (quantising is most of the export's time)
-    written = export_runtimes(result.model, out, split, e.calibration_images, params.seed, int8=e.precision != "fp32")
+    written = export_runtimes(result.model, out, split, e.calibration_images, params.seed, out if e.makes_int8 else None)  # int8 beside it
     return {"self_train": "kept", **checked, **result.first.summary(), **result.summary(), **timing,
             **{k: v for k, v in written.items() if k in ("export_max_abs_diff", "int8_mean_cosine")}}
 

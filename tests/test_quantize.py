@@ -35,7 +35,7 @@ def quantized(tmp_path_factory):
         noise = np.random.default_rng(100 + k).integers(-10, 10, (96, 96, 3))
         images.append(folder / f"{k}.png")
         Image.fromarray(np.clip(np.asarray(img, np.int16) + noise, 0, 255).astype(np.uint8)).save(images[-1])
-    cosines = quantize_export(folder, images[:16], images[16:], images=12, seed=0)
+    cosines = quantize_export(folder, folder, images[:16], images[16:], images=12, seed=0)
     return folder, images, cosines
 
 
@@ -99,3 +99,30 @@ def test_auto_precision_takes_int8_only_where_it_runs_and_agrees(quantized, tmp_
     with caplog.at_level(logging.INFO, logger="styleid.inference.onnx_session"):
         assert runtimes.resolve_precision("auto", "onnxruntime", tmp_path) == "fp32"
     assert "mean cosine 0.900 < 0.98" in caplog.text
+
+
+def test_the_pipelines_int8_folder_is_found_and_copies_keep_it_beside_the_model(quantized, tmp_path):
+    """models/ keeps its int8 files in int8/ (the export stage's folder output, empty under embed.precision fp32): precision
+    auto finds them there and ignores a stale one beside model.onnx; a copy of the model (an export, an index) holds them
+    beside its model.onnx."""
+    import shutil
+
+    from styleid.inference.onnx_session import copy_model_files
+
+    folder, images, _ = quantized
+    models = tmp_path / "models"
+    (models / runtimes.INT8_FOLDER).mkdir(parents=True)
+    for name in ("model.json", "model.safetensors", runtimes.ONNX_FILE, runtimes.INT8_FILE, runtimes.INT8_CHECK):
+        shutil.copy2(folder / name, models / name)  # the int8 pair beside model.onnx: an older export's, not this one's
+    assert runtimes.resolve_precision("auto", "onnxruntime", models) == "fp32"  # int8/ is empty: none was made
+    with pytest.raises(StyleidError, match=r"int8/model.int8.onnx: missing"):
+        _embed(models, images, "int8")
+    for name in (runtimes.INT8_FILE, runtimes.INT8_CHECK):
+        shutil.move(models / name, models / runtimes.INT8_FOLDER / name)
+    assert runtimes.resolve_precision("auto", "onnxruntime", models) == "int8"
+    assert np.array_equal(_embed(models, images, "int8"), _embed(folder, images, "int8"))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    copy_model_files(models, copy)
+    assert sorted(p.name for p in copy.iterdir()) == sorted(["model.json", runtimes.ONNX_FILE, runtimes.INT8_FILE, runtimes.INT8_CHECK])
+    assert runtimes.resolve_precision("auto", "onnxruntime", copy) == "int8"

@@ -11,7 +11,7 @@ import numpy as np
 
 from styleid.data.align import AlignSettings
 from styleid.fileio import read_json
-from styleid.inference.onnx_session import ONNX_FILES, onnx_precision
+from styleid.inference.onnx_session import ONNX_FILES, model_file, onnx_precision
 
 
 class PhotoEmbedder:
@@ -36,9 +36,9 @@ class PhotoEmbedder:
         alignment = card.get("alignment", {"method": "none"})
         method = alignment.get("method", "none") if align else "none"
         precision = onnx_precision(card.get("precision", "fp32"), model_dir)  # auto: int8 where its check agrees
-        if precision == "int8" and not (model_dir / ONNX_FILES["int8"]).is_file():
+        if precision == "int8" and not model_file(model_dir, ONNX_FILES["int8"]).is_file():
             precision = "fp32"  # a folder exported without its int8 file still works, at full precision
-        if method == "none" and importlib.util.find_spec("onnxruntime") is not None and (model_dir / ONNX_FILES[precision]).is_file():
+        if method == "none" and importlib.util.find_spec("onnxruntime") is not None and model_file(model_dir, ONNX_FILES[precision]).is_file():
             return OnnxPhotoEmbedder(model_dir, card.get("flip_tta", True), precision)  # no face to find: torch is not needed
         return cls(model_dir, AlignSettings(method, alignment.get("size", 256), alignment.get("margin", 0.2)), card.get("flip_tta", True),
                    precision=precision)

@@ -3,7 +3,6 @@ alone), model.json, and card.json with a match threshold calibrated on the valid
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from styleid.errors import StyleidError
 from styleid.fileio import atomic_dir, write_json
 from styleid.gallery.card import calibrate, make_card
 from styleid.gallery.model_dir import check_model
-from styleid.inference.runtimes import INT8_CHECK, INT8_FILE
+from styleid.inference.onnx_session import copy_model_files
 
 
 def validation_threshold(params) -> dict:
@@ -44,8 +43,6 @@ def export_model(out: Path, params, force: bool = False) -> dict:
     check_model(MODEL_DIR)
     card = make_card(params, validation_threshold(params))
     with atomic_dir(out, "export", force=force) as tmp:
-        for name in ("model.json", "model.onnx", INT8_FILE, INT8_CHECK):
-            if (MODEL_DIR / name).is_file():
-                shutil.copy2(MODEL_DIR / name, tmp / name)
+        copy_model_files(MODEL_DIR, tmp)
         write_json(tmp / "card.json", card)
     return card

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from styleid.errors import StyleidError
 from styleid.fileio import atomic_dir, read_json, sweep_stale, write_json
 from styleid.gallery.model_dir import check_model
 from styleid.images import BadImage, is_image_name, load_rgb
+from styleid.inference.onnx_session import copy_model_files
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,7 @@ def write_index(index_dir: Path, folder: Path, entries: list[dict], rows: np.nda
         np.save(tmp / EMBEDDINGS, rows.astype(np.float32))
         faiss.write_index(index, str(tmp / FAISS))
         (tmp / MODEL).mkdir()
-        for name in ("model.json", "model.onnx", "card.json", "model.int8.onnx", "model.int8.json"):  # int8 where the card allows
-            if (model_dir / name).is_file():
-                shutil.copy2(model_dir / name, tmp / MODEL / name)
+        copy_model_files(model_dir, tmp / MODEL)  # int8 where the card allows
         for rel in (e["path"] for e in entries if e.get("added")):
             (tmp / rel).parent.mkdir(exist_ok=True)
             if new_files and rel in new_files:

@@ -45,16 +45,16 @@ def export_onnx(model: Embedder, path: Path, seed: int = 0) -> float:
     return error
 
 
-def export_runtimes(model: Embedder, folder: Path, split: dict, calibration_images: int, seed: int, int8: bool = True) -> dict:
-    """What embed runs a model with, beside its model.json in `folder`: the ONNX export (checked against torch) and, unless
-    int8 is false, the int8 model calibrated on the split's training images and checked on its validation images; their
-    figures for metrics."""
+def export_runtimes(model: Embedder, folder: Path, split: dict, calibration_images: int, seed: int, int8_dir: Path | None) -> dict:
+    """What embed runs a model with, beside its model.json in `folder`: the ONNX export (checked against torch) and, in
+    `int8_dir` (None: not made), the int8 model calibrated on the split's training images and checked on its validation
+    images; their figures for metrics."""
     from styleid.inference.quantize import quantize_export
     from styleid.inference.runtimes import ONNX_FILE
 
     error = export_onnx(model, Path(folder) / ONNX_FILE)
-    if not int8:
+    if int8_dir is None:
         return {"export_max_abs_diff": float(f"{error:.3g}")}
     images = lambda *parts: [Path(e["image"]) for part in parts for e in split[part]]  # noqa: E731
-    int8 = quantize_export(Path(folder), images("train"), images("val_query", "val_gallery"), calibration_images, seed)
+    int8 = quantize_export(Path(folder), int8_dir, images("train"), images("val_query", "val_gallery"), calibration_images, seed)
     return {"export_max_abs_diff": float(f"{error:.3g}"), **int8}

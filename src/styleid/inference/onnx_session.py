@@ -15,12 +15,32 @@ log = logging.getLogger(__name__)
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"  # the export, statically quantised (inference/quantize.py): embed.precision int8
 INT8_CHECK = "model.int8.json"  # the int8 model's agreement with fp32 on validation images, written beside it
+INT8_FOLDER = "int8"  # the export stage's int8 files, in a folder output of their own: empty where embed.precision fp32
 ONNX_FILES = {"fp32": ONNX_FILE, "int8": INT8_FILE}
+MODEL_FILES = ("model.json", ONNX_FILE, "card.json", INT8_FILE, INT8_CHECK)  # what a copy of a model takes (those that exist)
 GOOD_INT8_COSINE = 0.98  # precision auto takes int8 only when its embeddings keep at least this mean cosine to fp32's
 
 
+def model_file(model_dir: Path, name: str) -> Path:
+    """Where a model folder keeps `name`: the int8 files in its int8/ folder where it has one (the pipeline's models/,
+    whose export stage writes them there), else beside model.onnx (self-trained models, exports, indexes)."""
+    model_dir = Path(model_dir)
+    if name in (INT8_FILE, INT8_CHECK) and (model_dir / INT8_FOLDER).is_dir():
+        return model_dir / INT8_FOLDER / name
+    return model_dir / name
+
+
+def copy_model_files(model_dir: Path, dest: Path) -> None:
+    """The model's files that exist (MODEL_FILES) into `dest`, each beside model.onnx there."""
+    import shutil
+
+    for name in MODEL_FILES:
+        if (path := model_file(model_dir, name)).is_file():
+            shutil.copy2(path, Path(dest) / name)
+
+
 def onnx_path(model_dir: Path, precision: str) -> Path:
-    path = Path(model_dir) / ONNX_FILES[precision]
+    path = model_file(model_dir, ONNX_FILES[precision])
     if not path.is_file():
         fix = "set embed.precision: fp32" if precision == "int8" else "set embed.runtime: torch"
         raise StyleidError(f"{path}: missing; run `dvc repro export` (or {fix})")
@@ -62,8 +82,8 @@ def onnx_precision(precision: str, model_dir: Path) -> str:
     """auto -> int8 when its file is there and its check beside it says it agrees with fp32, else fp32; others as given."""
     if precision != "auto":
         return precision
-    check = Path(model_dir) / INT8_CHECK
-    if not (Path(model_dir) / INT8_FILE).is_file() or not check.is_file():
+    check = model_file(model_dir, INT8_CHECK)
+    if not model_file(model_dir, INT8_FILE).is_file() or not check.is_file():
         return "fp32"
     cosine = json.loads(check.read_text()).get("int8_mean_cosine", 0.0)
     if not cosine >= GOOD_INT8_COSINE:

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from styleid.inference.runtimes import ONNX_FILES, resolve_precision
+from styleid.inference.runtimes import ONNX_FILES, model_file, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def onnx_trunk(model_dir: Path, precision: str, scope: str) -> list[tuple[Callab
     if not scope or not fp32.is_file() or (tensor := cut_tensor(fp32, scope)) is None:
         return []
     wanted = dict.fromkeys([resolve_precision(precision, "onnxruntime", model_dir), "fp32"])
-    return [trunk for p in wanted if (trunk := _cut(model_dir / ONNX_FILES[p], tensor, p)) is not None]
+    return [trunk for p in wanted if (trunk := _cut(model_file(model_dir, ONNX_FILES[p]), tensor, p)) is not None]
 
 
 def _cut(source: Path, tensor: str, precision: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], str] | None:

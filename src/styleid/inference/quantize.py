@@ -64,9 +64,9 @@ def model_inputs(paths: list[Path], spec) -> np.ndarray:
     return torch.stack([transform(read_image(p)) for p in paths]).numpy()
 
 
-def quantize_export(model_dir: Path, calibration_pool: list[Path], check_pool: list[Path], images: int, seed: int) -> dict:
-    """model_dir's ONNX export -> its int8 file, calibrated on a seeded sample of `images` training images and checked
-    on up to 64 validation images (never test images)."""
+def quantize_export(model_dir: Path, out_dir: Path, calibration_pool: list[Path], check_pool: list[Path], images: int, seed: int) -> dict:
+    """model_dir's ONNX export -> its int8 file and check in `out_dir`, calibrated on a seeded sample of `images` training
+    images and checked on up to 64 validation images (never test images)."""
     from styleid.fileio import write_json
     from styleid.inference.runtimes import INT8_CHECK, INT8_FILE, ONNX_FILE
     from styleid.models.spec import load_spec
@@ -76,6 +76,6 @@ def quantize_export(model_dir: Path, calibration_pool: list[Path], check_pool: l
     spec = load_spec(model_dir)
     calibration = model_inputs(pick(calibration_pool, images), spec)
     check = model_inputs(pick(check_pool, 64), spec) if check_pool else calibration[:64]
-    cosines = quantize_onnx(model_dir / ONNX_FILE, model_dir / INT8_FILE, calibration, check)
-    write_json(model_dir / INT8_CHECK, {**cosines, "check_images": len(check), "calibration_images": len(calibration)})
+    cosines = quantize_onnx(model_dir / ONNX_FILE, Path(out_dir) / INT8_FILE, calibration, check)
+    write_json(Path(out_dir) / INT8_CHECK, {**cosines, "check_images": len(check), "calibration_images": len(calibration)})
     return cosines

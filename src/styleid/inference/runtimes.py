@@ -21,7 +21,8 @@ import torch
 
 from styleid.errors import StyleidError
 from styleid.inference.onnx_session import (  # noqa: F401  (the file names: callers import them from here too)
-    GOOD_INT8_COSINE, INT8_CHECK, INT8_FILE, ONNX_FILE, ONNX_FILES, check_shapes, onnx_path, onnx_precision, ort_session)
+    GOOD_INT8_COSINE, INT8_CHECK, INT8_FILE, INT8_FOLDER, ONNX_FILE, ONNX_FILES, check_shapes, model_file, onnx_path, onnx_precision,
+    ort_session)
 from styleid.registry import Registry
 
 log = logging.getLogger(__name__)

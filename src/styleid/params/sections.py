@@ -139,7 +139,7 @@ class EmbedParams(_Section):
     adapt: Literal["auto", "none", "center"] = "auto"  # centre queries and gallery on their own means (no labels); auto: what the validation people chose in training
     shard_rows: int = 100_000  # embeddings per .npy shard in data/embeddings/<part>/
     runtime: Runtime = "auto"  # what runs the model: auto (the fastest installed) | torch | onnxruntime | openvino (the last two: models/model.onnx)
-    precision: Literal["auto", "fp32", "int8"] = "auto"  # auto: int8 (models/model.int8.onnx, onnxruntime/openvino) where it agrees with fp32, else fp32
+    precision: Literal["auto", "fp32", "int8"] = "auto"  # auto: int8 (models/int8/, onnxruntime/openvino) where it agrees with fp32, else fp32; fp32: no int8 is made
     calibration_images: int = 128  # training images that calibrate the int8 model's activation ranges
     engine: Engine = "local"  # ray: Ray Data over a cluster (pip install 'styleid[distributed]')
     ray_address: str = ""  # "" = start a local Ray cluster; "auto" = the running one; "ray://host:10001" = a remote one
@@ -155,6 +155,12 @@ class EmbedParams(_Section):
         _check(self.ray_actors >= 0, "embed.ray_actors", "must be >= 0 (0 = auto)")
         _check(self.ray_cpus_per_actor > 0 and self.ray_gpus_per_actor >= 0, "embed.ray_cpus_per_actor",
                "ray_cpus_per_actor must be > 0 and ray_gpus_per_actor >= 0")
+
+    @property
+    def makes_int8(self) -> bool:
+        """Whether exports write the int8 model: not where precision fp32 says embed will never run it (quantising is
+        most of an export's time)."""
+        return self.precision != "fp32"
 
 
 @dataclass(frozen=True)
