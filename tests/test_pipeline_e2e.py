@@ -94,9 +94,15 @@ def copy_run(tiny: TinyRun, dest: Path, overrides: dict | None = None) -> Path:
     """A copy of the shared run (git history and DVC cache included), with `overrides` merged into its params.yaml."""
     shutil.copytree(tiny.repo, dest, symlinks=True)
     if overrides:
-        params = _merge(yaml.safe_load((dest / "params.yaml").read_text()), overrides)
-        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        set_params(dest, overrides)
     return dest
+
+
+def set_params(repo: Path, overrides: dict) -> None:
+    """`overrides` merged into the repository's params.yaml, as `dvc exp run -S` would set them (a plain `dvc repro` then
+    runs what they change, without an experiment's own costs)."""
+    params = _merge(yaml.safe_load((repo / "params.yaml").read_text()), overrides)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def _commit(repo: Path, message: str) -> None:
@@ -191,7 +197,7 @@ DISTRIBUTED_TOLERANCE = 0.02  # recall / mAP: the same model, embedded by torch 
 
 
 def test_distributed_pipeline_matches_the_single_process_one(tmp_path):
-    """torchrun (2 gloo processes) + the Ray engine (local 2-CPU cluster) + 2 index shards through dvc exp run; then the
+    """torchrun (2 gloo processes) + the Ray engine (local 2-CPU cluster) + 2 index shards through dvc repro; then the
     same model embedded, indexed and searched in one process (local engine, one index) must rank alike.
 
     That two processes learn the model one process learns is tests/test_distributed_training.py's check (ConvNeXt:
@@ -201,14 +207,15 @@ def test_distributed_pipeline_matches_the_single_process_one(tmp_path):
     need_ray()
     config = _merge(json.loads(json.dumps(TINY)), {"backbone": "convnext_atto", "pretrained": "none", "model": {"embed_dim": 0, "input_size": 64},
                                                    "data": {"align": "none"}, **NO_SELF_TRAINING})  # fp32 (TINY): as Ray's torch actors run it
-    repo = make_repo(tmp_path / "repo", config)
-    out = run(repo, "dvc", "exp", "run", "--name", "dist", "-S", "train.nproc=2", "-S", "embed.engine=ray", "-S", "embed.ray_actors=2",
-              "-S", "index.shards=2", "-S", "index.merge=false")
+    repo = make_repo(tmp_path / "repo", _merge(config, {"train": {"nproc": 2}, "embed": {"engine": "ray", "ray_actors": 2},
+                                                        "index": {"shards": 2, "merge": False}}))
+    out = run(repo, "dvc", "repro")
     assert "2 process(es)" in out and "embed (ray)" in out and "2 parts (IndexShards)" in out
     assert sorted(p.name for p in (repo / "models" / "index").iterdir()) == [".styleid.json", "part-000.faiss", "part-001.faiss"]
     assert json.loads((repo / "metrics" / "train.json").read_text())["train_processes"] == 2
     distributed = metrics_of(repo)
-    out = run(repo, "dvc", "exp", "run", "--name", "single", "-S", "embed.engine=local", "-S", "index.shards=1", "-S", "index.merge=true")
+    set_params(repo, {"embed": {"engine": "local"}, "index": {"shards": 1, "merge": True}})
+    out = run(repo, "dvc", "repro")
     _check_reran(out, ["embed", "index", "retrieve", "evaluate"])
     single = metrics_of(repo)
     for key in ("recall@1", "recall@5", "recall@10", "mAP"):
@@ -276,7 +283,8 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
 
     repo = make_repo(tmp_path / "repo", {"epochs": 1, "model": {"input_size": 96}, "retrieve": {"top_k": 5, "rerank": "none"},
                                          "self_train": {"use": "never"}})  # the data protocols under test; self-training has its own
-    run(repo, "dvc", "exp", "run", "-S", f"data.source={small_lfw}", "-S", "data.protocol=closed")
+    set_params(repo, {"data": {"source": str(small_lfw), "protocol": "closed"}})
+    run(repo, "dvc", "repro")
     lfw_metrics = metrics_of(repo)
     _check_int8(repo)
     assert lfw_metrics["n_queries"] == 8 * 1 and lfw_metrics["labelled"]  # 20% of each person's 3 test images
@@ -285,8 +293,9 @@ def test_real_data_lfw_closed_and_ourcar_open(tmp_path):
 
     # open photo -> caricature, with the face backbone on MTCNN crops (offline): crops for every image, fallbacks counted,
     # and the model reads the crops at their size
-    out = run(repo, "dvc", "exp", "run", "-S", f"data.source={small_car}", "-S", "data.protocol=open", "-S", "backbone=facenet",
-              "-S", "model.input_size=0", "-S", "data.align=mtcnn", "-S", "data.align_size=128", "-S", "embed.precision=fp32")
+    set_params(repo, {"data": {"source": str(small_car), "protocol": "open", "align": "mtcnn", "align_size": 128}, "backbone": "facenet",
+                      "model": {"input_size": 0}, "embed": {"precision": "fp32"}})
+    out = run(repo, "dvc", "repro")
     car = metrics_of(repo)
     assert list((repo / "models" / "int8").iterdir()) == [] and "no int8 model (embed.precision fp32)" in out  # none made
     assert "int8_mean_cosine" not in json.loads((repo / "metrics" / "export.json").read_text())
