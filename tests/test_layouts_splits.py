@@ -169,3 +169,14 @@ def test_rendered_gallery_images_are_marked_by_source_not_by_name_and_never_coll
     assert all(entry_file(e.path, roots[e.source]) == Path("data") / e.path for e in rendered)
     twins = [out.path for out in to_render if out.origin.path.startswith("person_0/twin.")]
     assert len(twins) == len(set(twins))
+
+
+def test_another_model_on_the_same_source_keeps_the_same_split():
+    """The split stage declares only the data, split and seed params (and test_record checks that a stage reads no param
+    it does not declare), so changing the backbone, the model or the training recipe never moves a person between train,
+    validation and test."""
+    import yaml
+    from conftest import REPO
+
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["split"]["params"]
+    assert all(key == "seed" or key.split(".")[0] in ("data", "split") for key in declared), declared
