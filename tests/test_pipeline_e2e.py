@@ -38,6 +38,11 @@ def _merge(base: dict, extra: dict) -> dict:
     return base
 
 
+def tiny(extra: dict) -> dict:
+    """TINY with `extra` merged in (TINY itself unchanged)."""
+    return _merge(json.loads(json.dumps(TINY)), extra)
+
+
 def run(cwd: Path, *args: str, env: dict | None = None) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **(env or {})}
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
@@ -205,8 +210,8 @@ def test_distributed_pipeline_matches_the_single_process_one(tmp_path):
     train stage must have launched them (train_processes 2) and every later stage must agree with its one-process self.
     """
     need_ray()
-    config = _merge(json.loads(json.dumps(TINY)), {"backbone": "convnext_atto", "pretrained": "none", "model": {"embed_dim": 0, "input_size": 64},
-                                                   "data": {"align": "none"}, **NO_SELF_TRAINING})  # fp32 (TINY): as Ray's torch actors run it
+    config = tiny({"backbone": "convnext_atto", "pretrained": "none", "model": {"embed_dim": 0, "input_size": 64}, "data": {"align": "none"},
+                   **NO_SELF_TRAINING})  # fp32 (TINY): as Ray's torch actors run it
     repo = make_repo(tmp_path / "repo", _merge(config, {"train": {"nproc": 2}, "embed": {"engine": "ray", "ray_actors": 2},
                                                         "index": {"shards": 2, "merge": False}}))
     out = run(repo, "dvc", "repro")
@@ -392,8 +397,7 @@ def test_unmarked_competition_copy_infers_domains_and_validates_like_the_marked_
     for name, marked in (("marked", True), ("unmarked", False)):
         copy = tmp_path / name
         to_competition(src, copy, test_share=0.25, seed=1, mark_domains=marked)
-        repo = make_repo(tmp_path / f"repo-{name}", _merge(json.loads(json.dumps(TINY)), {"data": {"source": str(copy)},
-                                                                                          "domains": {"truth": str(truth_path(copy))}}))
+        repo = make_repo(tmp_path / f"repo-{name}", tiny({"data": {"source": str(copy)}, "domains": {"truth": str(truth_path(copy))}}))
         run(repo, "dvc", "repro", "domains")
         domains = json.loads((repo / "metrics" / "domains.json").read_text())
         labels = json.loads((repo / "data" / "domains.json").read_text())["domains"]
@@ -488,7 +492,7 @@ def test_cross_dataset_run_trains_on_one_source_and_tests_on_another(tmp_path):
 
     other = tmp_path / "other"
     generate(other, seed=9, people=12, photos=2, renders=2, size=64)  # other people, the same folder names
-    repo = make_repo(tmp_path / "repo", _merge(json.loads(json.dumps(TINY)), {"epochs": 1, **NO_SELF_TRAINING, "data": {"test_source": str(other)}}))
+    repo = make_repo(tmp_path / "repo", tiny({"epochs": 1, **NO_SELF_TRAINING, "data": {"test_source": str(other)}}))
     run(repo, "dvc", "repro")
     splits = json.loads((repo / "data" / "splits.json").read_text())
     assert splits["protocol"] == "cross-dataset"
