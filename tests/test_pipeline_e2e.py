@@ -56,8 +56,7 @@ def make_repo(dest: Path, overrides: dict) -> Path:
     for rel in keep:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest / rel)
-    params = _merge(yaml.safe_load((dest / "params.yaml").read_text()), overrides)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(dest, overrides)
     run(dest, "git", "init", "-q")
     run(dest, "git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
     run(dest, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
@@ -211,9 +210,9 @@ def test_distributed_pipeline_matches_the_single_process_one(tmp_path):
     """
     need_ray()
     config = tiny({"backbone": "convnext_atto", "pretrained": "none", "model": {"embed_dim": 0, "input_size": 64}, "data": {"align": "none"},
-                   **NO_SELF_TRAINING})  # fp32 (TINY): as Ray's torch actors run it
-    repo = make_repo(tmp_path / "repo", _merge(config, {"train": {"nproc": 2}, "embed": {"engine": "ray", "ray_actors": 2},
-                                                        "index": {"shards": 2, "merge": False}}))
+                   **NO_SELF_TRAINING, "train": {"nproc": 2}, "embed": {"engine": "ray", "ray_actors": 2},  # fp32 (TINY), as Ray's torch actors run it
+                   "index": {"shards": 2, "merge": False}})
+    repo = make_repo(tmp_path / "repo", config)
     out = run(repo, "dvc", "repro")
     assert "2 process(es)" in out and "embed (ray)" in out and "2 parts (IndexShards)" in out
     assert sorted(p.name for p in (repo / "models" / "index").iterdir()) == [".styleid.json", "part-000.faiss", "part-001.faiss"]
