@@ -1,7 +1,7 @@
 """Measure self-training (the self_train stage) on a finished run's *validation* people, for other settings than the run's.
 
     python scripts/probe_self_training.py RUN_FOLDER [--epochs 8] [--lr 1e-4] [--eps 0.6] [--rounds 1] [--set KEY=VALUE ...]
-        [--try "epochs=16 memory=centroids" ...] [--save A.npz] [--against A.npz]
+        [--try "epochs=16 memory=centroids" ...] [--precision fp32] [--save A.npz] [--against A.npz]
 
 Exactly what `self_train.use: auto` checks before it touches the test (training/self_training.py: validation_gain):
 the validation photos and renders, embedded with the run's model as the test is (flip averaging, the run's
@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="default: the run's self_train.rounds (epochs are per round)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any self_train key, for every setting")
     ap.add_argument("--try", dest="tries", action="append", default=[], metavar='"KEY=VALUE ..."', help="one more setting")
+    ap.add_argument("--precision", default=None, help="what runs the trunk's views: auto | fp32 | int8 (default: the run's embed.precision)")
     ap.add_argument("--save", type=Path, default=None, help="write the first setting's validation ranking after self-training here (.npz)")
     ap.add_argument("--against", type=Path, default=None, help="a --save file of another setting: print the paired gain over it")
     args = ap.parse_args()
@@ -79,7 +80,7 @@ def main() -> None:
         start = time.perf_counter()
         key = (setting.top_stages, setting.views)
         if key not in views and q_paths and g_paths:  # the trunk as the stage runs it: cut out of the run's export when there is one
-            trunk = onnx_trunk(MODEL_DIR, params.embed.precision, split_model(model, setting.top_stages).scope)
+            trunk = onnx_trunk(MODEL_DIR, args.precision or params.embed.precision, split_model(model, setting.top_stages).scope)
             views[key] = cache_views(model, tried, q_paths, g_paths, name="validation", exported=trunk)
         row, _, after = validation_rankings(model, tried, split, adapt, cached=views.get(key))
         took = time.perf_counter() - start

@@ -126,3 +126,31 @@ def test_the_pipelines_int8_folder_is_found_and_copies_keep_it_beside_the_model(
     copy_model_files(models, copy)
     assert sorted(p.name for p in copy.iterdir()) == sorted(["model.json", runtimes.ONNX_FILE, runtimes.INT8_FILE, runtimes.INT8_CHECK])
     assert runtimes.resolve_precision("auto", "onnxruntime", copy) == "int8"
+
+
+def test_the_int8_trunk_ends_where_the_int8_top_reads_not_before_the_relu_the_quantiser_dropped(tmp_path):
+    """ORT's quantiser drops a Relu before a uint8 QuantizeLinear and hands its output name to the node before it: a cut at
+    that name would give the values before the Relu. The trunk ends at the DequantizeLinear the top reads instead."""
+    import onnx
+    import torch
+
+    from styleid.inference.onnx_trunk import _cut, cut_tensor
+    from styleid.inference.quantize import quantize_onnx
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3), torch.nn.Flatten()).eval()
+    fp32, int8 = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
+    torch.onnx.export(model, torch.randn(1, 3, 12, 12), str(fp32), input_names=["images"], output_names=["embeddings"],
+                      dynamic_axes={"images": {0: "n"}}, dynamo=False)
+    images = np.random.default_rng(0).normal(size=(16, 3, 12, 12)).astype(np.float32)
+    quantize_onnx(fp32, int8, images[:8], images[8:])
+    tensor = cut_tensor(fp32, "/2/")  # the Relu's output: what the top's first module reads
+    assert tensor is not None and not any(n.op_type == "Relu" for n in onnx.load(str(int8)).graph.node)
+    x = torch.from_numpy(images[8:])
+    reference = torch.relu(model[0](x)).detach()
+    for source, precision in ((fp32, "fp32"), (int8, "int8")):
+        run, name = _cut(source, tensor, precision)
+        out = run(x)
+        assert name == f"onnxruntime {precision}" and out.min() >= 0  # after the Relu, in both
+        cosine = torch.nn.functional.cosine_similarity(out.flatten(1), reference.flatten(1), dim=1)
+        assert cosine.min() > (0.9999 if precision == "fp32" else 0.98)

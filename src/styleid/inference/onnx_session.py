@@ -17,7 +17,7 @@ INT8_FILE = "model.int8.onnx"  # the export, statically quantised (inference/qua
 INT8_CHECK = "model.int8.json"  # the int8 model's agreement with fp32 on validation images, written beside it
 INT8_FOLDER = "int8"  # the export stage's int8 files, in a folder output of their own: empty where embed.precision fp32
 ONNX_FILES = {"fp32": ONNX_FILE, "int8": INT8_FILE}
-MODEL_FILES = ("model.json", ONNX_FILE, "card.json", INT8_FILE, INT8_CHECK)  # what a copy of a model takes (those that exist)
+COPIED_FILES = ("model.json", ONNX_FILE, "card.json", INT8_FILE, INT8_CHECK)  # what a copy of a model takes (those that exist)
 GOOD_INT8_COSINE = 0.98  # precision auto takes int8 only when its embeddings keep at least this mean cosine to fp32's
 
 
@@ -31,10 +31,10 @@ def model_file(model_dir: Path, name: str) -> Path:
 
 
 def copy_model_files(model_dir: Path, dest: Path) -> None:
-    """The model's files that exist (MODEL_FILES) into `dest`, each beside model.onnx there."""
+    """The model's files that exist (COPIED_FILES) into `dest`, each beside model.onnx there."""
     import shutil
 
-    for name in MODEL_FILES:
+    for name in COPIED_FILES:
         if (path := model_file(model_dir, name)).is_file():
             shutil.copy2(path, Path(dest) / name)
 

@@ -47,12 +47,25 @@ def onnx_trunk(model_dir: Path, precision: str, scope: str) -> list[tuple[Callab
     return [trunk for p in wanted if (trunk := _cut(model_file(model_dir, ONNX_FILES[p]), tensor, p)) is not None]
 
 
+def as_read(graph, tensor: str) -> str:
+    """The tensor the nodes after `tensor` read in `graph`: in a quantised (QDQ) graph, the DequantizeLinear output behind
+    its QuantizeLinear. The quantiser drops a Relu before a uint8 QuantizeLinear (whose range clips at 0 anyway) and gives
+    the Relu's output name to the node before it, so the tensor itself would be the values before the Relu."""
+    readers = [n for n in graph.node if tensor in n.input]
+    if len(readers) == 1 and readers[0].op_type == "QuantizeLinear":
+        dequantized = [n for n in graph.node if readers[0].output[0] in n.input]
+        if len(dequantized) == 1 and dequantized[0].op_type == "DequantizeLinear":
+            return dequantized[0].output[0]
+    return tensor
+
+
 def _cut(source: Path, tensor: str, precision: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], str] | None:
     import onnx
     import onnxruntime as ort
 
     if not source.is_file():
         return None
+    tensor = as_read(onnx.load(str(source), load_external_data=False).graph, tensor)
     with tempfile.TemporaryDirectory(prefix="styleid-trunk-") as work:
         cut = Path(work) / "trunk.onnx"
         try:

@@ -37,7 +37,8 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, calibration: np.ndarray, che
 
     with tempfile.TemporaryDirectory(prefix="styleid-quantize-") as work, atomic_path(int8_path) as tmp:
         prepared = Path(work) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT recommends
+        # shape inference + graph optimisation, as ORT recommends; symbolic shape inference is for dynamic (transformer) shapes
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(tmp), Batches(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
         return agreement(fp32_path, Path(tmp), check, ort)
@@ -57,7 +58,7 @@ def model_inputs(paths: list[Path], spec) -> np.ndarray:
     """Image files -> the model's float input (N, 3, S, S), as the embed stage would feed them."""
     import torch
 
-    from styleid.inference.dataset import read_image
+    from styleid.images import read_image
     from styleid.inference.transforms import eval_input_transform
 
     transform = eval_input_transform(spec)

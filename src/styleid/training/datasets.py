@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from styleid.inference.dataset import read_image
+from styleid.images import read_image
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from styleid.inference.dataset import read_image
+from styleid.images import read_image
 from styleid.inference.prefetch import prefetched
 from styleid.inference.transforms import eval_transform, prepare_batch
 from styleid.models.embedder import Embedder
